@@ -1,0 +1,278 @@
+"""The ``vaekit`` command line: each subcommand calls one library function.
+
+Errors in user input end with one line on stderr and a non-zero exit status
+(``--debug`` shows the traceback instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .config import BINARIZE_CHOICES, OPTIMIZERS, RunConfig, load_toml
+from .errors import VaekitError
+
+EPILOG = """examples:
+  vaekit train                                  # the tutorial's VAE (2-D latent) on mnist-5k
+  vaekit train --data binarized-mnist --data-dir DIR --latent-dim 20 --hidden 400 --epochs 5
+  vaekit evaluate RUN_DIR --split valid --iw-samples 1000 --json
+  vaekit sample RUN_DIR -n 64 --out samples.png
+  vaekit reconstruct RUN_DIR --split valid -n 32 --out recon.png
+"""
+
+# train options that map onto config keys: (dest, section, key)
+_TRAIN_KEYS = [
+    ("data", "data", "name"), ("data_dir", "data", "data_dir"), ("binarize", "data", "binarize"),
+    ("latent_dim", "model", "latent_dim"), ("hidden", "model", "hidden"),
+    ("likelihood", "model", "likelihood"), ("sigma", "model", "sigma"),
+    ("epochs", "train", "epochs"), ("batch_size", "train", "batch_size"), ("lr", "train", "lr"),
+    ("optimizer", "train", "optimizer"), ("seed", "train", "seed"), ("n_samples", "train", "n_samples"),
+]
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .data import DATASETS
+    from .models import LIKELIHOODS
+
+    d = RunConfig()
+    p = argparse.ArgumentParser(
+        prog="vaekit", description="Train, evaluate and sample Variational Autoencoders (Kingma & Welling, 2014).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"vaekit {__version__}")
+    p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a VAE and write a run directory",
+                       description="Train a VAE. With no options: the tutorial's MLP VAE with a 2-D latent on "
+                                   "mnist-5k (dynamically binarized, Bernoulli likelihood). Options override "
+                                   "--config, which overrides the defaults shown.",
+                       )
+    t.add_argument("--config", metavar="FILE.toml", help="preset with [data], [model], [train] tables")
+    g = t.add_argument_group("data")
+    g.add_argument("--data", choices=sorted(DATASETS), default=None,
+                   help=f"data set (default: {d.data.name}, embedded, no download)")
+    g.add_argument("--data-dir", metavar="DIR", default=None,
+                   help="folder holding the data files (default: download into ~/.cache/vaekit/NAME, "
+                        "or into $VAEKIT_DATA/NAME when that is set)")
+    g.add_argument("--binarize", choices=BINARIZE_CHOICES, default=None,
+                   help="grayscale pixels: none, dynamic (new Bernoulli sample each epoch) or static (once) "
+                        "(default: dynamic with the Bernoulli likelihood, none with the Gaussian)")
+    g = t.add_argument_group("model")
+    g.add_argument("--latent-dim", type=int, metavar="N", default=None,
+                   help=f"latent dimensions (default: {d.model.latent_dim})")
+    g.add_argument("--hidden", type=int, nargs="+", metavar="N", default=None,
+                   help=f"hidden layer widths of the MLP encoder; the decoder mirrors them "
+                        f"(default: {' '.join(map(str, d.model.hidden))})")
+    g.add_argument("--likelihood", choices=sorted(LIKELIHOODS), default=None,
+                   help=f"p(x|z): bernoulli (binary pixels, logits) or gaussian (fixed sigma, the "
+                        f"tutorial's L2 loss) (default: {d.model.likelihood})")
+    g.add_argument("--sigma", type=float, metavar="F", default=None,
+                   help=f"standard deviation of the gaussian likelihood (default: {d.model.sigma:g})")
+    g = t.add_argument_group("training")
+    g.add_argument("--epochs", type=int, metavar="N", default=None, help=f"epochs (default: {d.train.epochs})")
+    g.add_argument("--batch-size", type=int, metavar="N", default=None,
+                   help=f"images per step (default: {d.train.batch_size})")
+    g.add_argument("--lr", type=float, metavar="F", default=None, help=f"learning rate (default: {d.train.lr:g})")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help=f"optimiser (default: {d.train.optimizer})")
+    g.add_argument("--seed", type=int, metavar="N", default=None, help=f"random seed (default: {d.train.seed})")
+    g.add_argument("--n-samples", type=int, metavar="N", default=None,
+                   help=f"samples of z per image in the training ELBO (default: {d.train.n_samples})")
+    g = t.add_argument_group("run directory")
+    g.add_argument("--out", metavar="RUN_DIR", default=None,
+                   help="where to write the run (default: runs/DATA-YYYYmmdd-HHMMSS)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint (only --epochs may change)")
+    g.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("evaluate", help="ELBO and importance-weighted NLL of a trained run",
+                       description="Evaluate a run: the ELBO, its terms and the importance-weighted estimate of "
+                                   "-log p(x) (nats per image, and bits per dimension).",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    e.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by 'vaekit train'")
+    e.add_argument("--data", choices=sorted(DATASETS), default=None, help="data set (default: the run's)")
+    e.add_argument("--data-dir", metavar="DIR", default=None, help="folder of the data files (default: the run's)")
+    e.add_argument("--split", choices=("train", "valid", "test"), default="valid", help="split to evaluate")
+    e.add_argument("--iw-samples", type=int, metavar="K", default=1000,
+                   help="importance samples per image for the NLL estimate")
+    e.add_argument("--batch-size", type=int, metavar="N", default=100, help="images per batch")
+    e.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                   help="best valid ELBO (model.safetensors) or the last epoch")
+    e.add_argument("--seed", type=int, default=0, help="seed of the importance samples")
+    e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    s = sub.add_parser("sample", help="draw new images from the prior: z ~ N(0, I), decode",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by 'vaekit train'")
+    s.add_argument("-n", type=int, default=64, help="number of images")
+    s.add_argument("--seed", type=int, default=0, help="random seed")
+    s.add_argument("--out", metavar="FILE.png", default=None, help="output image (default: RUN_DIR/samples.png)")
+
+    r = sub.add_parser("reconstruct", help="images beside their reconstructions",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    r.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by 'vaekit train'")
+    r.add_argument("--split", choices=("train", "valid", "test"), default="valid", help="split to draw images from")
+    r.add_argument("--data-dir", metavar="DIR", default=None, help="folder of the data files (default: the run's)")
+    r.add_argument("-n", type=int, default=32, help="number of images")
+    r.add_argument("--out", metavar="FILE.png", default=None,
+                   help="output image (default: RUN_DIR/reconstructions.png)")
+    return p
+
+
+def _positive(value: int, name: str) -> None:
+    if value < 1:
+        raise VaekitError(f"{name} must be >= 1, got {value}")
+
+
+def cmd_train(a) -> int:
+    from .checkpoint import load_run_config
+    from .train import train
+
+    given = {dest: getattr(a, dest) for dest, _, _ in _TRAIN_KEYS if getattr(a, dest) is not None}
+    if a.resume:
+        if not a.out:
+            raise VaekitError("--resume needs --out RUN_DIR, the run to continue")
+        extra = sorted(set(given) - {"epochs"}) + (["config"] if a.config else [])
+        if extra:
+            raise VaekitError(f"--resume continues a run with its saved settings; drop "
+                              f"{', '.join('--' + x.replace('_', '-') for x in extra)} (only --epochs may change)")
+        cfg = load_run_config(a.out)
+        if "epochs" in given:
+            cfg = cfg.override(train={"epochs": given["epochs"]})
+    else:
+        d = load_toml(a.config) if a.config else {}
+        for dest, sec, key in _TRAIN_KEYS:
+            if dest in given:
+                if not isinstance(d.setdefault(sec, {}), dict):
+                    raise VaekitError(f"{a.config}: '{sec}' must be a table")
+                d[sec][key] = given[dest]
+        cfg = RunConfig.from_dict(d, source=a.config or "options")
+    out = a.out or f"runs/{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    t0 = time.perf_counter()
+    result = train(cfg, out, resume=a.resume, force=a.force, progress=False if a.no_progress else None,
+                   log=lambda m: print(m, flush=True))
+    last = result.history[-1] if result.history else None
+    print(f"done in {time.perf_counter() - t0:.0f} s: best valid ELBO {result.best_valid_elbo:.2f} nats "
+          f"({cfg.describe_data()})" if last else "nothing to do")
+    print(f"run directory: {result.run_dir}  (config.json, model.safetensors, last.safetensors, "
+          f"metrics.jsonl, samples.png, reconstructions.png)")
+    print(f"next: vaekit evaluate {result.run_dir} --split valid --iw-samples 1000")
+    return 0
+
+
+def _run_config_for_data(run_dir: str, data: str | None, data_dir: str | None) -> RunConfig:
+    """The run's config, pointed at other data if asked (binarization re-resolved)."""
+    from .checkpoint import load_run_config
+
+    cfg = load_run_config(run_dir)
+    if data or data_dir:
+        override = {}
+        if data:
+            override["name"] = data
+            if data != cfg.data.name:
+                override["data_dir"] = data_dir
+        if data_dir:
+            override["data_dir"] = data_dir
+        cfg = cfg.override(data=override)
+    return cfg
+
+
+def _load_split(cfg: RunConfig, split: str, image_shape):
+    from .data import load_dataset, prepare
+
+    ds = load_dataset(cfg.data.name, split, cfg.data.data_dir)
+    if tuple(ds.image_shape) != tuple(image_shape):
+        raise VaekitError(f"the model was trained on images of shape {tuple(image_shape)} but "
+                          f"'{cfg.data.name}' has {tuple(ds.image_shape)}; evaluate on data of the same size")
+    return prepare(ds, cfg.data.binarize)
+
+
+def cmd_evaluate(a) -> int:
+    from .checkpoint import load
+    from .evaluate import evaluate
+
+    _positive(a.iw_samples, "--iw-samples")
+    _positive(a.batch_size, "--batch-size")
+    cfg = _run_config_for_data(a.run_dir, a.data, a.data_dir)
+    model = load(a.run_dir, checkpoint=a.checkpoint)
+    ds = _load_split(cfg, a.split, model.image_shape)
+    t0 = time.perf_counter()
+    res = evaluate(model, ds.x, iw_samples=a.iw_samples, batch_size=a.batch_size, seed=a.seed,
+                   progress=not a.no_progress and not a.json)
+    res.update(split=a.split, data=cfg.data.name, binarization=cfg.describe_data(),
+               checkpoint=a.checkpoint, run_dir=str(a.run_dir), seconds=round(time.perf_counter() - t0, 3))
+    if a.json:
+        print(json.dumps(res))
+    else:
+        print(f"{cfg.describe_data()}, split '{a.split}', {res['n_images']} images, checkpoint '{a.checkpoint}'")
+        print(f"  ELBO            {res['elbo']:10.3f} nats  (reconstruction {res['reconstruction']:.3f}, "
+              f"KL {res['kl']:.3f})")
+        print(f"  NLL (K={a.iw_samples:<5d})   {res['nll']:10.3f} nats  (+/- {res['nll_stderr']:.3f} s.e.), "
+              f"{res['bits_per_dim']:.4f} bits/dim")
+    return 0
+
+
+def _out_path(out: str | None, run_dir: str, default: str) -> Path:
+    path = Path(out) if out else Path(run_dir) / default
+    if path.suffix.lower() != ".png":
+        raise VaekitError(f"--out must name a .png file, got '{path}'")
+    if not path.parent.exists():
+        raise VaekitError(f"folder '{path.parent}' does not exist; create it or choose another --out")
+    return path
+
+
+def cmd_sample(a) -> int:
+    from .checkpoint import load
+    from .plots import save_samples
+
+    _positive(a.n, "-n")
+    model = load(a.run_dir)
+    path = save_samples(model, _out_path(a.out, a.run_dir, "samples.png"), n=a.n, seed=a.seed)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_reconstruct(a) -> int:
+    from .checkpoint import load
+    from .plots import save_reconstructions
+
+    _positive(a.n, "-n")
+    cfg = _run_config_for_data(a.run_dir, None, a.data_dir)
+    model = load(a.run_dir)
+    ds = _load_split(cfg, a.split, model.image_shape)
+    path = save_reconstructions(model, ds.x, _out_path(a.out, a.run_dir, "reconstructions.png"), n=a.n)
+    print(f"wrote {path}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "reconstruct": cmd_reconstruct}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    a = parser.parse_args(argv)
+    if not a.command:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[a.command](a)
+    except KeyboardInterrupt:
+        if a.debug:
+            raise
+        print("vaekit: interrupted; the last finished epoch is saved (continue with --resume)", file=sys.stderr)
+        return 130
+    except (VaekitError, OSError) as e:
+        if a.debug:
+            raise
+        msg = str(e) if isinstance(e, VaekitError) else f"{type(e).__name__}: {e}"
+        print(f"vaekit: error: {msg}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

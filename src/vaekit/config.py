@@ -1,0 +1,252 @@
+"""Run configuration: one frozen dataclass per concern, composed into :class:`RunConfig`.
+
+Unknown keys are errors (with the closest valid name), validation happens in
+``__post_init__`` and has no side effects, and :meth:`RunConfig.to_dict` is what
+every run saves as ``config.json``. Presets are TOML files with ``[data]``,
+``[model]`` and ``[train]`` tables; the command line overrides them key by key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .errors import VaekitError, suggest
+
+FORMAT_VERSION = 1
+BINARIZE_CHOICES = ("none", "dynamic", "static")
+OPTIMIZERS = ("adam", "sgd")
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise VaekitError(msg)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data set, where its files are, and how grayscale pixels are treated.
+
+    ``binarize``: ``none`` uses pixels as they are; ``dynamic`` draws a new Bernoulli
+    sample of every training image each epoch (valid/test use one fixed sample);
+    ``static`` draws one sample once (fixed seed) and keeps it. Left unset it is
+    resolved by :class:`RunConfig`: ``dynamic`` for a Bernoulli likelihood on
+    grayscale data, ``none`` otherwise; the resolved value is saved with the run.
+    """
+
+    name: str = "mnist-5k"
+    data_dir: str | None = None
+    binarize: str | None = None
+
+    def __post_init__(self):
+        from .data import DATASETS  # the registry of names
+
+        _check(isinstance(self.name, str), f"data.name must be a string, got {self.name!r}")
+        if self.name not in DATASETS:
+            raise VaekitError(
+                f"unknown data set '{self.name}'{suggest(self.name, DATASETS)}; "
+                f"valid data sets: {', '.join(sorted(DATASETS))}"
+            )
+        _check(self.data_dir is None or isinstance(self.data_dir, str),
+               f"data.data_dir must be a path string, got {self.data_dir!r}")
+        if self.binarize is not None and self.binarize not in BINARIZE_CHOICES:
+            raise VaekitError(
+                f"unknown binarize '{self.binarize}'{suggest(str(self.binarize), BINARIZE_CHOICES)}; "
+                f"valid: {', '.join(BINARIZE_CHOICES)}"
+            )
+        if DATASETS[self.name].binary and self.binarize in ("dynamic", "static"):
+            raise VaekitError(
+                f"data set '{self.name}' is already binary ({DATASETS[self.name].variant}); "
+                f"drop --binarize {self.binarize} (or use 'none')"
+            )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The VAE: architecture, latent size, hidden layer widths, likelihood and prior."""
+
+    arch: str = "mlp"
+    latent_dim: int = 2
+    hidden: tuple[int, ...] = (400,)
+    likelihood: str = "bernoulli"
+    sigma: float = 1.0
+    prior: str = "standard"
+
+    def __post_init__(self):
+        from .models import ARCHITECTURES, LIKELIHOODS, PRIORS
+
+        if isinstance(self.hidden, list):
+            object.__setattr__(self, "hidden", tuple(self.hidden))
+        if _is_int(self.hidden):
+            object.__setattr__(self, "hidden", (self.hidden,))
+        for key, reg in (("arch", ARCHITECTURES), ("likelihood", LIKELIHOODS), ("prior", PRIORS)):
+            val = getattr(self, key)
+            if val not in reg:
+                raise VaekitError(
+                    f"unknown model.{key} '{val}'{suggest(str(val), reg)}; valid: {', '.join(sorted(reg))}"
+                )
+        _check(_is_int(self.latent_dim) and self.latent_dim >= 1,
+               f"latent_dim must be a whole number >= 1, got {self.latent_dim!r}")
+        _check(isinstance(self.hidden, tuple) and all(_is_int(h) and h >= 1 for h in self.hidden),
+               f"hidden must be a list of layer widths >= 1, got {self.hidden!r}")
+        _check(_is_num(self.sigma) and self.sigma > 0,
+               f"sigma (the Gaussian likelihood's standard deviation) must be > 0, got {self.sigma!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation: epochs, batch size, learning rate, optimiser, seed, ELBO samples."""
+
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    seed: int = 0
+    n_samples: int = 1
+
+    def __post_init__(self):
+        _check(_is_int(self.epochs) and self.epochs >= 1, f"epochs must be a whole number >= 1, got {self.epochs!r}")
+        _check(_is_int(self.batch_size) and self.batch_size >= 1,
+               f"batch_size must be a whole number >= 1, got {self.batch_size!r}")
+        _check(_is_num(self.lr) and self.lr > 0, f"lr (learning rate) must be > 0, got {self.lr!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise VaekitError(
+                f"unknown optimizer '{self.optimizer}'{suggest(str(self.optimizer), OPTIMIZERS)}; "
+                f"valid: {', '.join(OPTIMIZERS)}"
+            )
+        _check(_is_num(self.momentum) and 0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum!r}")
+        _check(_is_int(self.seed) and self.seed >= 0, f"seed must be a whole number >= 0, got {self.seed!r}")
+        _check(_is_int(self.n_samples) and self.n_samples >= 1,
+               f"n_samples (Monte Carlo samples per ELBO) must be >= 1, got {self.n_samples!r}")
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run; saved, fully resolved, as ``config.json``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        from .data import DATASETS
+
+        if self.data.binarize is None:
+            spec = DATASETS[self.data.name]
+            needs_binary = self.model.likelihood == "bernoulli"
+            mode = "dynamic" if (needs_binary and not spec.binary) else "none"
+            object.__setattr__(self, "data", dataclasses.replace(self.data, binarize=mode))
+        elif self.model.likelihood == "bernoulli" and self.data.binarize == "none" \
+                and not DATASETS[self.data.name].binary:
+            raise VaekitError(
+                f"the Bernoulli likelihood needs binary pixels but '{self.data.name}' is grayscale "
+                "and binarize is 'none'; use --binarize dynamic (or static), or --likelihood gaussian"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"format_version": FORMAT_VERSION}
+        for name in _SECTIONS:
+            d = dataclasses.asdict(getattr(self, name))
+            out[name] = {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> "RunConfig":
+        """Build from a nested dict; unknown tables or keys are errors naming the valid ones."""
+        if not isinstance(d, dict):
+            raise VaekitError(f"{source}: expected a table of [data], [model], [train]; got {type(d).__name__}")
+        version = d.get("format_version", FORMAT_VERSION)
+        if version != FORMAT_VERSION:
+            raise VaekitError(f"{source}: format_version {version!r} is not supported (this vaekit reads {FORMAT_VERSION})")
+        parts = {}
+        for key, value in d.items():
+            if key == "format_version":
+                continue
+            if key not in _SECTIONS:
+                raise VaekitError(
+                    f"{source}: unknown table '{key}'{suggest(key, _SECTIONS)}; valid tables: {', '.join(_SECTIONS)}"
+                )
+            if not isinstance(value, dict):
+                raise VaekitError(f"{source}: '{key}' must be a table of settings, got {value!r}")
+            valid = [f.name for f in fields(_SECTIONS[key])]
+            for k in value:
+                if k not in valid:
+                    raise VaekitError(
+                        f"{source}: unknown key '{key}.{k}'{suggest(k, valid)}; valid keys in [{key}]: {', '.join(valid)}"
+                    )
+            try:
+                parts[key] = _SECTIONS[key](**value)
+            except TypeError as e:  # e.g. a non-comparable type slipping through
+                raise VaekitError(f"{source}: bad value in [{key}]: {e}") from None
+        return cls(**parts)
+
+    def override(self, **sections: dict[str, Any]) -> "RunConfig":
+        """A copy with some keys replaced: ``cfg.override(train={"epochs": 5})``."""
+        d = self.to_dict()
+        for sec, values in sections.items():
+            d.setdefault(sec, {}).update(values)
+        if "data" in sections and "binarize" not in sections["data"]:
+            d["data"]["binarize"] = None  # re-resolve for the new data or likelihood
+        if "model" in sections and "likelihood" in sections["model"] and "binarize" not in sections.get("data", {}):
+            d["data"]["binarize"] = None
+        return RunConfig.from_dict(d)
+
+    def describe_data(self) -> str:
+        from .data import DATASETS
+
+        spec = DATASETS[self.data.name]
+        if spec.binary:
+            return f"{self.data.name} ({spec.variant})"
+        return {
+            "none": f"{self.data.name} (grayscale in [0, 1], not binarized)",
+            "dynamic": f"{self.data.name} (dynamically binarized: a new Bernoulli sample each epoch; "
+                       "valid/test use one fixed sample)",
+            "static": f"{self.data.name} (statically binarized once with a fixed seed)",
+        }[self.data.binarize]
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML preset into a dict, with a clear error for a missing or malformed file."""
+    p = Path(path)
+    if not p.is_file():
+        raise VaekitError(f"config file '{p}' not found; pass an existing .toml file to --config")
+    try:
+        with p.open("rb") as f:
+            return tomllib.load(f)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise VaekitError(f"config file '{p}' is not valid TOML: {e}") from None
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """A :class:`RunConfig` from a TOML preset or a saved ``config.json``."""
+    p = Path(path)
+    if p.suffix == ".json":
+        try:
+            d = json.loads(p.read_text())
+        except FileNotFoundError:
+            raise VaekitError(f"config file '{p}' not found") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise VaekitError(f"config file '{p}' is not valid JSON: {e}") from None
+        return RunConfig.from_dict(d, source=str(p))
+    return RunConfig.from_dict(load_toml(p), source=str(p))

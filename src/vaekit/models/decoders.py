@@ -1,0 +1,22 @@
+"""Decoders: networks that map z to p(x|z) through a likelihood."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .encoders import mlp
+
+
+class MLPDecoder(nn.Module):
+    """z [..., L] -> hidden ReLU layers -> likelihood parameters [..., D] -> p(x|z)."""
+
+    def __init__(self, latent_dim: int, hidden: Sequence[int], out_dim: int, likelihood):
+        super().__init__()
+        self.net = mlp([latent_dim, *hidden, out_dim])
+        self.likelihood = likelihood
+
+    def forward(self, z: torch.Tensor):
+        return self.likelihood(self.net(z))

@@ -1,0 +1,37 @@
+"""Encoders: networks that map x to q(z|x)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .distributions import DiagonalNormal
+
+
+def mlp(sizes: Sequence[int]) -> nn.Sequential:
+    """Linear layers with ReLU between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class MLPEncoder(nn.Module):
+    """x [B, D] -> hidden ReLU layers -> (mu, logvar) [B, L] -> DiagonalNormal.
+
+    One linear head outputs mean and log-variance together (one matrix product);
+    the log-variance head is the tutorial's "sigma^2 in log space".
+    """
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], latent_dim: int):
+        super().__init__()
+        self.net = mlp([in_dim, *hidden, 2 * latent_dim])
+        self.latent_dim = latent_dim
+
+    def forward(self, x: torch.Tensor) -> DiagonalNormal:
+        mu, logvar = self.net(x).chunk(2, dim=-1)
+        return DiagonalNormal(mu, logvar)

@@ -1,0 +1,102 @@
+"""The VAE composed from its parts: ``VAE(encoder, decoder, prior)``.
+
+Kingma & Welling (2014), "Auto-Encoding Variational Bayes"; the importance-weighted
+bound of Burda, Grosse & Salakhutdinov (2016).
+
+* generative model p(x, z) = p(x|z) p(z): ``prior()`` returns p(z), ``decoder(z)``
+  returns p(x|z);
+* inference model q(z|x) = N(mu(x), diag(sigma^2(x))): ``encoder(x)``;
+* training maximises the ELBO E_q[log p(x|z)] - KL(q(z|x) || p(z)), estimated with
+  ``n_samples`` reparameterised samples (the tutorial's 1/N sum) and the KL in
+  closed form when it has one.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .distributions import DiagonalNormal, StandardNormal
+
+
+class ELBOTerms(NamedTuple):
+    """Per-example terms of the ELBO, in nats: ``elbo = reconstruction - kl``."""
+
+    elbo: torch.Tensor  # [B]
+    reconstruction: torch.Tensor  # [B]  E_q[log p(x|z)]
+    kl: torch.Tensor  # [B]  KL(q(z|x) || p(z))
+
+
+class VAE(nn.Module):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, prior: nn.Module,
+                 image_shape: tuple[int, int, int] | None = None):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.prior = prior
+        self.image_shape = tuple(image_shape) if image_shape else None
+
+    @property
+    def latent_dim(self) -> int:
+        return self.prior.latent_dim
+
+    def encode(self, x: torch.Tensor) -> DiagonalNormal:
+        """q(z|x) for a batch ``x [B, D]``."""
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor):
+        """p(x|z) for latents ``z [..., L]``."""
+        return self.decoder(z)
+
+    def kl(self, q: DiagonalNormal, z: torch.Tensor | None = None) -> torch.Tensor:
+        """KL(q || p): analytic when both are Gaussian, else a Monte Carlo estimate from ``z``."""
+        p = self.prior()
+        if isinstance(q, DiagonalNormal) and isinstance(p, DiagonalNormal):
+            return q.kl(p)
+        if z is None:
+            z = q.rsample()
+        return (q.log_prob(z) - p.log_prob(z)).reshape(-1, *q.mean.shape[:-1]).mean(0)
+
+    def forward(self, x: torch.Tensor, n_samples: int = 1) -> ELBOTerms:
+        """Per-example ELBO terms for ``x [B, D]`` with ``n_samples`` samples of z."""
+        q = self.encoder(x)
+        if n_samples == 1:
+            z = q.rsample()  # [B, L]
+            rec = self.decoder(z).log_prob(x)  # [B]
+        else:
+            z = q.rsample((n_samples,))  # [N, B, L]
+            rec = self.decoder(z).log_prob(x).mean(0)  # [B]
+        kl = self.kl(q, z)
+        return ELBOTerms(rec - kl, rec, kl)
+
+    def log_weights(self, x: torch.Tensor, n_samples: int, q: DiagonalNormal | None = None):
+        """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for z_k ~ q(z|x).
+
+        Returns ``(log_w, log_px_z)``, both ``[K, B]``.
+        """
+        if q is None:
+            q = self.encoder(x)
+        z = q.rsample((n_samples,))  # [K, B, L]
+        log_px_z = self.decoder(z).log_prob(x)  # [K, B]
+        log_w = log_px_z + self.prior().log_prob(z) - q.log_prob(z)
+        return log_w, log_px_z
+
+    @torch.no_grad()
+    def sample(self, n: int, mean: bool = True) -> torch.Tensor:
+        """n new images drawn from p(x) = int p(x|z) p(z) dz, no MCMC: z ~ p(z), decode.
+
+        With ``mean=True`` (the usual picture) returns the mean of p(x|z).
+        """
+        z = self.prior().sample((n,))
+        px = self.decoder(z)
+        return px.mean if mean else px.sample()
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean of p(x|z) at z = the posterior mean of q(z|x)."""
+        return self.decoder(self.encoder(x).mean).mean
+
+
+__all__ = ["VAE", "ELBOTerms", "StandardNormal"]

@@ -1,0 +1,199 @@
+"""The training loop.
+
+Batches are contiguous slices of a training tensor shuffled once per epoch in
+memory (no DataLoader, no per-sample Python work); the running ELBO is kept on
+the device and read only when the progress bar refreshes. After each epoch the
+valid ELBO is measured, a line goes to ``metrics.jsonl``, the best weights go to
+``model.safetensors`` and the weights with the full trainer state go to
+``last.safetensors``, so ``resume=True`` continues exactly where a run stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from . import checkpoint as ckpt
+from .config import RunConfig
+from .data import Dataset, binarize, load_dataset, prepare
+from .errors import VaekitError
+from .evaluate import elbo_terms
+from .models import VAE, build_model
+
+# what a run directory may hold; --force removes only these
+RUN_FILES = (ckpt.CONFIG_FILE, ckpt.BEST_FILE, ckpt.LAST_FILE, ckpt.METRICS_FILE, "samples.png", "reconstructions.png")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    model: VAE
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def best_valid_elbo(self) -> float:
+        return max((h["valid_elbo"] for h in self.history), default=float("nan"))
+
+
+def make_optimizer(cfg: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if cfg.train.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    return torch.optim.SGD(model.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum)
+
+
+def _prepare_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
+    if resume:
+        if not (run_dir / ckpt.LAST_FILE).is_file():
+            raise VaekitError(f"cannot resume: '{run_dir}' holds no {ckpt.LAST_FILE}; "
+                              "start a new run without --resume")
+        return
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not force:
+            raise VaekitError(f"run directory '{run_dir}' already exists; pass --resume to continue it, "
+                              "--force to overwrite it, or choose another --out")
+        for name in RUN_FILES:
+            (run_dir / name).unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _read_metrics(run_dir: Path, upto_epoch: int) -> list[dict[str, Any]]:
+    path = run_dir / ckpt.METRICS_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line from a crashed write; the checkpoint decides what counts
+        if isinstance(row, dict) and isinstance(row.get("epoch"), int) and row["epoch"] <= upto_epoch:
+            rows.append(row)
+    return rows
+
+
+def load_splits(cfg: RunConfig) -> tuple[Dataset, Dataset]:
+    """The training split (as stored, binarized later if dynamic) and the prepared valid split."""
+    train = load_dataset(cfg.data.name, "train", cfg.data.data_dir)
+    valid = load_dataset(cfg.data.name, "valid", cfg.data.data_dir)
+    if cfg.data.binarize == "static":
+        train = prepare(train, "static")
+    return train, prepare(valid, cfg.data.binarize)
+
+
+def _check_same_run(saved: RunConfig, given: RunConfig, run_dir: Path) -> None:
+    a, b = saved.to_dict(), given.to_dict()
+    a["train"].pop("epochs"), b["train"].pop("epochs")
+    diff = [f"{s}.{k}" for s in a if isinstance(a[s], dict) for k in a[s] if a[s][k] != b[s].get(k)]
+    if diff:
+        raise VaekitError(f"cannot resume '{run_dir}' with different settings ({', '.join(diff)}); "
+                          "only the number of epochs may change on resume")
+
+
+def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool = False,
+          progress: bool | None = None, pictures: bool = True,
+          log: Callable[[str], None] = print) -> TrainResult:
+    """Train the VAE described by ``config``, writing the run directory ``out``.
+
+    With ``resume=True`` the run continues from ``last.safetensors``; ``config``
+    must then match the saved one except for ``train.epochs``. Returns the model
+    with the best valid ELBO (as :func:`vaekit.load` would) and the metrics history.
+    """
+    run_dir = Path(out)
+    _prepare_run_dir(run_dir, resume, force)
+    if resume:
+        _check_same_run(ckpt.load_run_config(run_dir), config, run_dir)
+    cfg = config
+    tc = cfg.train
+    train_ds, valid_ds = load_splits(cfg)
+
+    torch.manual_seed(tc.seed)
+    data_gen = torch.Generator().manual_seed(tc.seed)
+    model = build_model(cfg.model, train_ds.image_shape)
+    optimizer = make_optimizer(cfg, model)
+    history: list[dict[str, Any]] = []
+    start_epoch, step = 0, 0
+    if resume:
+        rng, meta = ckpt.load_training_state(run_dir / ckpt.LAST_FILE, model, optimizer)
+        torch.set_rng_state(rng["torch"])
+        data_gen.set_state(rng["data"])
+        start_epoch, step = int(meta["epoch"]), int(meta["step"])
+        history = _read_metrics(run_dir, start_epoch)
+        log(f"resuming {run_dir} after epoch {start_epoch}")
+    ckpt.save_config(run_dir, cfg)
+    best = max((h["valid_elbo"] for h in history), default=-math.inf)
+
+    n, bs = len(train_ds), tc.batch_size
+    steps_per_epoch = math.ceil(n / bs)
+    if start_epoch == 0:
+        log(f"data: {cfg.describe_data()}: {n} train / {len(valid_ds)} valid images")
+        log(f"model: MLP {train_ds.dim}-{'-'.join(map(str, cfg.model.hidden))}-{cfg.model.latent_dim}, "
+            f"{model.decoder.likelihood.describe()}, {sum(p.numel() for p in model.parameters()):,} parameters")
+    model.train()
+    for epoch in range(start_epoch + 1, tc.epochs + 1):
+        t0 = time.perf_counter()
+        x = binarize(train_ds.x, generator=data_gen) if cfg.data.binarize == "dynamic" else train_ds.x
+        x = x[torch.randperm(n, generator=data_gen)]  # contiguous batches after one shuffle
+        sums = torch.zeros(3)
+        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{tc.epochs}", unit="batch",
+                   disable=(not progress) if progress is not None else None, leave=False)
+        for i in range(0, n, bs):
+            xb = x[i : i + bs]
+            terms = model(xb, n_samples=tc.n_samples)
+            loss = -terms.elbo.mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            with torch.no_grad():
+                sums += torch.stack([terms.elbo.sum(), terms.reconstruction.sum(), terms.kl.sum()])
+            bar.update(1)
+            if bar.n % 25 == 0 and not bar.disable:  # one host read per 25 steps, for the display
+                bar.set_postfix(elbo=f"{sums[0].item() / min(n, i + bs):.2f}")
+        bar.close()
+        train_elbo, train_rec, train_kl = (sums / n).tolist()
+        if not math.isfinite(train_elbo):
+            raise VaekitError(
+                f"training diverged in epoch {epoch} (the ELBO became {train_elbo}); the last good checkpoint "
+                f"is kept in {run_dir}: try a lower --lr"
+            )
+        seconds = time.perf_counter() - t0
+        valid = elbo_terms(model, valid_ds.x)
+        row = {"epoch": epoch, "step": step,
+               "train_elbo": train_elbo, "train_reconstruction": train_rec, "train_kl": train_kl,
+               "valid_elbo": valid["elbo"], "valid_reconstruction": valid["reconstruction"],
+               "valid_kl": valid["kl"], "epoch_seconds": seconds, "images_per_second": n / seconds}
+        history.append(row)
+        if valid["elbo"] > best:
+            best = valid["elbo"]
+            ckpt.save_weights(run_dir / ckpt.BEST_FILE, model, epoch=epoch, valid_elbo=best)
+        ckpt.save_training_state(run_dir / ckpt.LAST_FILE, model, optimizer,
+                                 {"torch": torch.get_rng_state(), "data": data_gen.get_state()},
+                                 epoch=epoch, step=step)
+        ckpt.atomic_write_text(run_dir / ckpt.METRICS_FILE, "".join(json.dumps(h) + "\n" for h in history))
+        log(f"epoch {epoch:3d}/{tc.epochs}  train ELBO {train_elbo:8.2f}  valid ELBO {valid['elbo']:8.2f} "
+            f"(rec {valid['reconstruction']:8.2f}, KL {valid['kl']:6.2f})  {n / seconds:,.0f} img/s")
+    if start_epoch >= tc.epochs:
+        log(f"{run_dir} already finished {start_epoch} epochs; pass a larger --epochs to train on")
+    best_model = ckpt.load(run_dir)
+    if pictures:
+        write_pictures(run_dir, best_model, valid_ds)
+    return TrainResult(run_dir, best_model, history)
+
+
+def write_pictures(run_dir: str | Path, model: VAE, valid: Dataset) -> list[Path]:
+    """The run's samples and reconstructions, as PNGs in the run directory."""
+    from .plots import save_reconstructions, save_samples
+
+    run_dir = Path(run_dir)
+    return [save_samples(model, run_dir / "samples.png"),
+            save_reconstructions(model, valid.x, run_dir / "reconstructions.png")]
+
+
+__all__ = ["train", "TrainResult", "make_optimizer", "load_splits", "write_pictures"]
