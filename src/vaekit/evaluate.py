@@ -61,7 +61,8 @@ def evaluate(model, x: torch.Tensor, iw_samples: int = 1000, batch_size: int = 1
     chunk = max(1, min(iw_samples, MAX_ELEMENTS // (batch_size * d)))
     nll = torch.empty(n, dtype=torch.float64)
     rec_sum = kl_sum = 0.0
-    bar = tqdm(total=n, desc=f"evaluate (K={iw_samples})", unit="img", disable=not progress, leave=False)
+    bar = tqdm(total=n, desc=f"evaluate (K={iw_samples})", unit="img", disable=None if progress else True,
+               leave=False)
     try:
         for i in range(0, n, batch_size):
             xb = x[i : i + batch_size]

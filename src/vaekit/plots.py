@@ -28,7 +28,8 @@ def image_grid(images: torch.Tensor, image_shape: tuple[int, int, int], nrow: in
     n = imgs.shape[0]
     cols = nrow or max(1, math.ceil(math.sqrt(n)))
     rows = math.ceil(n / cols)
-    grid = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad), dtype=np.float32)
+    # light-grey gaps (0.25 on the reversed grey map) separate the tiles
+    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), 0.25, dtype=np.float32)
     for i in range(n):
         r, col = divmod(i, cols)
         grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = imgs[i]
@@ -74,9 +75,9 @@ def reconstructions_figure(model, x: torch.Tensor, n: int = 32):
         pairs += [x[i : i + cols], recon[i : i + cols]]
     rows = [image_grid(p, model.image_shape, nrow=cols) for p in pairs]
     width = max(r.shape[1] for r in rows)
-    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1])), constant_values=1) for r in rows]
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1])), constant_values=0.25) for r in rows]
     grid = np.concatenate(rows, axis=0)
-    return _grid_figure(grid, "inputs (rows 1, 3, ...) and reconstructions (rows 2, 4, ...)")
+    return _grid_figure(grid, "inputs (rows 1, 3, ...) and their reconstructions (rows 2, 4, ...)", inches=8.0)
 
 
 def save_samples(model, path: str | Path, n: int = 64, seed: int = 0) -> Path:
