@@ -34,17 +34,29 @@ _TRAIN_KEYS = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: ``vaekit train: error: ... (see --help)``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _abs_dir(path: str | None) -> str | None:
+    """Data folders are saved absolute, so a run can be evaluated from anywhere."""
+    return str(Path(path).expanduser().resolve()) if path else None
+
+
 def _parser() -> argparse.ArgumentParser:
     from .data import DATASETS
     from .models import LIKELIHOODS
 
     d = RunConfig()
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="vaekit", description="Train, evaluate and sample Variational Autoencoders (Kingma & Welling, 2014).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"vaekit {__version__}")
     p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a VAE and write a run directory",
                        description="Train a VAE. With no options: the tutorial's MLP VAE with a 2-D latent on "
@@ -133,6 +145,7 @@ def cmd_train(a) -> int:
     from .checkpoint import load_run_config
     from .train import train
 
+    a.data_dir = _abs_dir(a.data_dir)
     given = {dest: getattr(a, dest) for dest, _, _ in _TRAIN_KEYS if getattr(a, dest) is not None}
     if a.resume:
         if not a.out:
@@ -198,7 +211,7 @@ def cmd_evaluate(a) -> int:
 
     _positive(a.iw_samples, "--iw-samples")
     _positive(a.batch_size, "--batch-size")
-    cfg = _run_config_for_data(a.run_dir, a.data, a.data_dir)
+    cfg = _run_config_for_data(a.run_dir, a.data, _abs_dir(a.data_dir))
     model = load(a.run_dir, checkpoint=a.checkpoint)
     ds = _load_split(cfg, a.split, model.image_shape)
     t0 = time.perf_counter()
@@ -242,7 +255,7 @@ def cmd_reconstruct(a) -> int:
     from .plots import save_reconstructions
 
     _positive(a.n, "-n")
-    cfg = _run_config_for_data(a.run_dir, None, a.data_dir)
+    cfg = _run_config_for_data(a.run_dir, None, _abs_dir(a.data_dir))
     model = load(a.run_dir)
     ds = _load_split(cfg, a.split, model.image_shape)
     path = save_reconstructions(model, ds.x, _out_path(a.out, a.run_dir, "reconstructions.png"), n=a.n)

@@ -20,8 +20,9 @@ from tqdm.auto import tqdm
 from .bounds import StreamingLogMeanExp, bits_per_dim
 from .errors import VaekitError
 
-# decoder outputs held at once: chunk_samples * batch_images * D <= this (about 128 MB in float32)
-MAX_ELEMENTS = 1 << 25
+# decoder outputs held at once: chunk_samples * batch_images * D <= this (8 MB in float32:
+# small enough to stay in cache; 2^21 ran about twice as fast as 2^25 on a 2-core CPU)
+MAX_ELEMENTS = 1 << 21
 
 
 @torch.inference_mode()

@@ -1,0 +1,116 @@
+"""Training, saving, loading and resuming runs (small models on scikit-learn's digits)."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import vaekit
+from vaekit.checkpoint import LAST_FILE, atomic_write_text, load
+from vaekit.config import RunConfig
+from vaekit.errors import CheckpointError, VaekitError
+
+
+def cfg(epochs=2, **train):
+    return RunConfig.from_dict({
+        "data": {"name": "digits"},
+        "model": {"latent_dim": 2, "hidden": [32]},
+        "train": {"epochs": epochs, "batch_size": 64, **train},
+    })
+
+
+def quiet(_msg):
+    pass
+
+
+def test_train_writes_a_complete_run_directory(tmp_path):
+    res = vaekit.train(cfg(), tmp_path / "run", progress=False, log=quiet)
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"config.json", "model.safetensors", "last.safetensors", "metrics.jsonl",
+            "samples.png", "reconstructions.png"} <= files
+    assert not [f for f in files if f.endswith(".tmp")]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for key in ("train_elbo", "train_kl", "train_reconstruction", "valid_elbo", "valid_kl", "valid_reconstruction"):
+        assert all(isinstance(r[key], float) for r in rows)
+    assert rows[-1]["valid_elbo"] > rows[0]["valid_elbo"] - 5  # learning, not diverging
+    assert res.best_valid_elbo == max(r["valid_elbo"] for r in rows)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["data"]["binarize"] == "dynamic" and saved["model"]["hidden"] == [32]
+
+
+def test_load_round_trip_gives_the_same_model(tmp_path):
+    res = vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, pictures=False, log=quiet)
+    model = load(tmp_path / "run")
+    x = torch.bernoulli(torch.full((5, 64), 0.3))
+    for a, b in zip(res.model.state_dict().values(), model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert torch.equal(res.model.reconstruct(x), model.reconstruct(x))
+    assert not model.training
+    last = load(tmp_path / "run", checkpoint="last")
+    assert last.latent_dim == 2
+    # nothing is pickled: plain safetensors with vaekit metadata
+    assert "model.encoder.net.0.weight" in load_file(tmp_path / "run" / LAST_FILE)
+
+
+def test_resume_ends_with_exactly_the_weights_of_an_uninterrupted_run(tmp_path):
+    vaekit.train(cfg(epochs=3), tmp_path / "full", progress=False, pictures=False, log=quiet)
+    vaekit.train(cfg(epochs=1), tmp_path / "split", progress=False, pictures=False, log=quiet)
+    vaekit.train(cfg(epochs=3), tmp_path / "split", resume=True, progress=False, pictures=False, log=quiet)
+    a, b = load_file(tmp_path / "full" / LAST_FILE), load_file(tmp_path / "split" / LAST_FILE)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    rows = (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in rows] == [1, 2, 3]
+
+
+def test_resume_refuses_changed_settings(tmp_path):
+    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, pictures=False, log=quiet)
+    with pytest.raises(VaekitError, match="train.lr"):
+        vaekit.train(cfg(epochs=2, lr=0.1), tmp_path / "run", resume=True, log=quiet)
+
+
+def test_existing_run_directory_is_refused_unless_force(tmp_path):
+    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, pictures=False, log=quiet)
+    before = (tmp_path / "run" / "model.safetensors").read_bytes()
+    with pytest.raises(VaekitError, match="already exists"):
+        vaekit.train(cfg(epochs=1), tmp_path / "run", log=quiet)
+    assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
+    vaekit.train(cfg(epochs=1, seed=5), tmp_path / "run", force=True, progress=False, pictures=False, log=quiet)
+
+
+def test_damaged_checkpoints_are_detected(tmp_path):
+    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, pictures=False, log=quiet)
+    path = tmp_path / "run" / "model.safetensors"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="damaged"):
+        load(tmp_path / "run")
+    path.write_bytes(b"\x80\x04not a checkpoint")  # e.g. a pickle
+    with pytest.raises(CheckpointError):
+        load(tmp_path / "run")
+
+
+def test_architecture_mismatch_is_detected(tmp_path):
+    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, pictures=False, log=quiet)
+    d = json.loads((tmp_path / "run" / "config.json").read_text())
+    d["model"]["hidden"] = [16]
+    atomic_write_text(tmp_path / "run" / "config.json", json.dumps(d))
+    with pytest.raises(CheckpointError, match="shape"):
+        load(tmp_path / "run")
+
+
+def test_missing_run_directory(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load(tmp_path / "nope")
+
+
+def test_sgd_and_gaussian_likelihood_train(tmp_path):
+    c = RunConfig.from_dict({"data": {"name": "digits"}, "model": {"hidden": [16], "likelihood": "gaussian",
+                                                                     "sigma": 0.2},
+                             "train": {"epochs": 1, "optimizer": "sgd", "lr": 1e-3, "n_samples": 2}})
+    res = vaekit.train(c, tmp_path / "run", progress=False, pictures=False, log=quiet)
+    assert c.data.binarize == "none"
+    assert torch.isfinite(torch.tensor(res.history[-1]["valid_elbo"]))
