@@ -1,7 +1,8 @@
 """Pictures of a model: samples from the prior and reconstructions.
 
-Figures are drawn with matplotlib's Agg backend (no display needed) and written
-atomically. Functions return the matplotlib figure so notebooks can show them.
+Figures are ``matplotlib.figure.Figure`` objects made without pyplot, so nothing
+here touches the global backend or needs a display (a notebook still shows them),
+and files are written atomically.
 """
 
 from __future__ import annotations
@@ -10,14 +11,11 @@ import io
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from .checkpoint import atomic_write_bytes  # noqa: E402
+from .checkpoint import atomic_write_bytes
 
 
 def image_grid(images: torch.Tensor, image_shape: tuple[int, int, int], nrow: int | None = None,
@@ -37,16 +35,16 @@ def image_grid(images: torch.Tensor, image_shape: tuple[int, int, int], nrow: in
 
 
 def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
-    """Render ``fig`` to PNG and write it atomically; closes the figure."""
+    """Render ``fig`` to PNG and write it atomically."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
 
 
 def _grid_figure(grid: np.ndarray, title: str, inches: float = 6.0):
-    fig, ax = plt.subplots(figsize=(inches, inches * grid.shape[0] / grid.shape[1] + 0.5))
+    fig = Figure(figsize=(inches, inches * grid.shape[0] / grid.shape[1] + 0.5))
+    ax = fig.subplots()
     ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     ax.set_title(title)
     ax.axis("off")
