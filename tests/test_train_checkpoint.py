@@ -114,3 +114,31 @@ def test_sgd_and_gaussian_likelihood_train(tmp_path):
     res = vaekit.train(c, tmp_path / "run", progress=False, pictures=False, log=quiet)
     assert c.data.binarize == "none"
     assert torch.isfinite(torch.tensor(res.history[-1]["valid_elbo"]))
+
+
+def test_a_failing_forced_restart_loses_nothing(tmp_path):
+    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, pictures=False, log=quiet)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    (tmp_path / "empty").mkdir()
+    bad = RunConfig.from_dict({"data": {"name": "mnist", "data_dir": str(tmp_path / "empty")}})
+    with pytest.raises(VaekitError, match="train-images-idx3-ubyte.gz"):
+        vaekit.train(bad, tmp_path / "run", force=True, log=quiet)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(VaekitError):
+        vaekit.train(bad, tmp_path / "new", log=quiet)
+    assert not (tmp_path / "new").exists()  # a run that cannot start leaves no empty folder
+
+
+def test_the_best_valid_elbo_travels_with_the_trainer_state(tmp_path):
+    """Resume decides whether to replace model.safetensors from the checkpoint, not from metrics.jsonl."""
+    from safetensors import safe_open
+
+    res = vaekit.train(cfg(epochs=2), tmp_path / "run", progress=False, pictures=False, log=quiet)
+    with safe_open(str(tmp_path / "run" / LAST_FILE), "pt") as f:
+        meta = f.metadata()
+    assert json.loads(meta["best_valid_elbo"]) == pytest.approx(res.best_valid_elbo)
+    assert json.loads(meta["epoch"]) == 2
+    (tmp_path / "run" / "metrics.jsonl").unlink()
+    res = vaekit.train(cfg(epochs=3), tmp_path / "run", resume=True, progress=False, pictures=False, log=quiet)
+    assert [h["epoch"] for h in res.history] == [3]

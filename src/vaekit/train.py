@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from . import checkpoint as ckpt
 from .config import RunConfig
 from .data import Dataset, binarize, load_dataset, prepare
-from .errors import VaekitError
+from .errors import CheckpointError, VaekitError
 from .evaluate import elbo_terms
 from .models import VAE, build_model
 
@@ -48,16 +48,23 @@ def make_optimizer(cfg: RunConfig, model: torch.nn.Module) -> torch.optim.Optimi
     return torch.optim.SGD(model.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum)
 
 
-def _prepare_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
+def _check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
+    """Refuse to touch an existing run unless asked to; changes nothing."""
     if resume:
         if not (run_dir / ckpt.LAST_FILE).is_file():
             raise VaekitError(f"cannot resume: '{run_dir}' holds no {ckpt.LAST_FILE}; "
                               "start a new run without --resume")
         return
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not force:
-            raise VaekitError(f"run directory '{run_dir}' already exists; pass --resume to continue it, "
-                              "--force to overwrite it, or choose another --out")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise VaekitError(f"'{run_dir}' is a file, not a run directory; choose another --out")
+    if run_dir.exists() and any(run_dir.iterdir()) and not force:
+        raise VaekitError(f"run directory '{run_dir}' already exists; pass --resume to continue it, "
+                          "--force to overwrite it, or choose another --out")
+
+
+def _start_run_dir(run_dir: Path, resume: bool) -> None:
+    """Create the folder; for a forced fresh start remove the old run's files (and only those)."""
+    if not resume:
         for name in RUN_FILES:
             (run_dir / name).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -106,12 +113,12 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
     with the best valid ELBO (as :func:`vaekit.load` would) and the metrics history.
     """
     run_dir = Path(out)
-    _prepare_run_dir(run_dir, resume, force)
+    _check_run_dir(run_dir, resume, force)
     if resume:
         _check_same_run(ckpt.load_run_config(run_dir), config, run_dir)
     cfg = config
     tc = cfg.train
-    train_ds, valid_ds = load_splits(cfg)
+    train_ds, valid_ds = load_splits(cfg)  # before anything is written: bad data changes nothing
 
     torch.manual_seed(tc.seed)
     data_gen = torch.Generator().manual_seed(tc.seed)
@@ -120,14 +127,21 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
     history: list[dict[str, Any]] = []
     start_epoch, step = 0, 0
     if resume:
-        rng, meta = ckpt.load_training_state(run_dir / ckpt.LAST_FILE, model, optimizer)
-        torch.set_rng_state(rng["torch"])
-        data_gen.set_state(rng["data"])
-        start_epoch, step = int(meta["epoch"]), int(meta["step"])
+        last = run_dir / ckpt.LAST_FILE
+        rng, meta = ckpt.load_training_state(last, model, optimizer)
+        try:
+            torch.set_rng_state(rng["torch"])
+            data_gen.set_state(rng["data"])
+            start_epoch, step = int(meta["epoch"]), int(meta["step"])
+            best = float(meta["best_valid_elbo"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{last}: trainer state is incomplete ({e}); it cannot be resumed") from None
         history = _read_metrics(run_dir, start_epoch)
         log(f"resuming {run_dir} after epoch {start_epoch}")
+    else:
+        best = -math.inf
+    _start_run_dir(run_dir, resume)
     ckpt.save_config(run_dir, cfg)
-    best = max((h["valid_elbo"] for h in history), default=-math.inf)
 
     n, bs = len(train_ds), tc.batch_size
     steps_per_epoch = math.ceil(n / bs)
@@ -175,7 +189,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
             ckpt.save_weights(run_dir / ckpt.BEST_FILE, model, epoch=epoch, valid_elbo=best)
         ckpt.save_training_state(run_dir / ckpt.LAST_FILE, model, optimizer,
                                  {"torch": torch.get_rng_state(), "data": data_gen.get_state()},
-                                 epoch=epoch, step=step)
+                                 epoch=epoch, step=step, best_valid_elbo=best)
         ckpt.atomic_write_text(run_dir / ckpt.METRICS_FILE, "".join(json.dumps(h) + "\n" for h in history))
         log(f"epoch {epoch:3d}/{tc.epochs}  train ELBO {train_elbo:8.2f}  valid ELBO {valid['elbo']:8.2f} "
             f"(rec {valid['reconstruction']:8.2f}, KL {valid['kl']:6.2f})  {n / seconds:,.0f} img/s")
