@@ -41,7 +41,7 @@ def test_train_writes_a_complete_run_directory(tmp_path):
 
 
 def test_load_round_trip_gives_the_same_model(tmp_path):
-    res = vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, pictures=False, log=quiet)
+    res = vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, plots=False, log=quiet)
     model = load(tmp_path / "run")
     x = torch.bernoulli(torch.full((5, 64), 0.3))
     for a, b in zip(res.model.state_dict().values(), model.state_dict().values()):
@@ -55,9 +55,9 @@ def test_load_round_trip_gives_the_same_model(tmp_path):
 
 
 def test_resume_ends_with_exactly_the_weights_of_an_uninterrupted_run(tmp_path):
-    vaekit.train(cfg(epochs=3), tmp_path / "full", progress=False, pictures=False, log=quiet)
-    vaekit.train(cfg(epochs=1), tmp_path / "split", progress=False, pictures=False, log=quiet)
-    vaekit.train(cfg(epochs=3), tmp_path / "split", resume=True, progress=False, pictures=False, log=quiet)
+    vaekit.train(cfg(epochs=3), tmp_path / "full", progress=False, plots=False, log=quiet)
+    vaekit.train(cfg(epochs=1), tmp_path / "split", progress=False, plots=False, log=quiet)
+    vaekit.train(cfg(epochs=3), tmp_path / "split", resume=True, progress=False, plots=False, log=quiet)
     a, b = load_file(tmp_path / "full" / LAST_FILE), load_file(tmp_path / "split" / LAST_FILE)
     assert a.keys() == b.keys()
     for k in a:
@@ -67,22 +67,22 @@ def test_resume_ends_with_exactly_the_weights_of_an_uninterrupted_run(tmp_path):
 
 
 def test_resume_refuses_changed_settings(tmp_path):
-    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, pictures=False, log=quiet)
+    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, plots=False, log=quiet)
     with pytest.raises(VaekitError, match="train.lr"):
         vaekit.train(cfg(epochs=2, lr=0.1), tmp_path / "run", resume=True, log=quiet)
 
 
 def test_existing_run_directory_is_refused_unless_force(tmp_path):
-    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, pictures=False, log=quiet)
+    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, plots=False, log=quiet)
     before = (tmp_path / "run" / "model.safetensors").read_bytes()
     with pytest.raises(VaekitError, match="already exists"):
         vaekit.train(cfg(epochs=1), tmp_path / "run", log=quiet)
     assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
-    vaekit.train(cfg(epochs=1, seed=5), tmp_path / "run", force=True, progress=False, pictures=False, log=quiet)
+    vaekit.train(cfg(epochs=1, seed=5), tmp_path / "run", force=True, progress=False, plots=False, log=quiet)
 
 
 def test_damaged_checkpoints_are_detected(tmp_path):
-    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, pictures=False, log=quiet)
+    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, plots=False, log=quiet)
     path = tmp_path / "run" / "model.safetensors"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -94,7 +94,7 @@ def test_damaged_checkpoints_are_detected(tmp_path):
 
 
 def test_architecture_mismatch_is_detected(tmp_path):
-    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, pictures=False, log=quiet)
+    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, plots=False, log=quiet)
     d = json.loads((tmp_path / "run" / "config.json").read_text())
     d["model"]["hidden"] = [16]
     atomic_write_text(tmp_path / "run" / "config.json", json.dumps(d))
@@ -111,13 +111,13 @@ def test_sgd_and_gaussian_likelihood_train(tmp_path):
     c = RunConfig.from_dict({"data": {"name": "digits"}, "model": {"hidden": [16], "likelihood": "gaussian",
                                                                      "sigma": 0.2},
                              "train": {"epochs": 1, "optimizer": "sgd", "lr": 1e-3, "n_samples": 2}})
-    res = vaekit.train(c, tmp_path / "run", progress=False, pictures=False, log=quiet)
+    res = vaekit.train(c, tmp_path / "run", progress=False, plots=False, log=quiet)
     assert c.data.binarize == "none"
     assert torch.isfinite(torch.tensor(res.history[-1]["valid_elbo"]))
 
 
 def test_a_failing_forced_restart_loses_nothing(tmp_path):
-    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, pictures=False, log=quiet)
+    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, plots=False, log=quiet)
     before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
     (tmp_path / "empty").mkdir()
     bad = RunConfig.from_dict({"data": {"name": "mnist", "data_dir": str(tmp_path / "empty")}})
@@ -134,11 +134,11 @@ def test_the_best_valid_elbo_travels_with_the_trainer_state(tmp_path):
     """Resume decides whether to replace model.safetensors from the checkpoint, not from metrics.jsonl."""
     from safetensors import safe_open
 
-    res = vaekit.train(cfg(epochs=2), tmp_path / "run", progress=False, pictures=False, log=quiet)
+    res = vaekit.train(cfg(epochs=2), tmp_path / "run", progress=False, plots=False, log=quiet)
     with safe_open(str(tmp_path / "run" / LAST_FILE), "pt") as f:
         meta = f.metadata()
     assert json.loads(meta["best_valid_elbo"]) == pytest.approx(res.best_valid_elbo)
     assert json.loads(meta["epoch"]) == 2
     (tmp_path / "run" / "metrics.jsonl").unlink()
-    res = vaekit.train(cfg(epochs=3), tmp_path / "run", resume=True, progress=False, pictures=False, log=quiet)
+    res = vaekit.train(cfg(epochs=3), tmp_path / "run", resume=True, progress=False, plots=False, log=quiet)
     assert [h["epoch"] for h in res.history] == [3]

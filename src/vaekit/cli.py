@@ -22,6 +22,7 @@ EPILOG = """examples:
   vaekit evaluate RUN_DIR --split valid --iw-samples 1000 --json
   vaekit sample RUN_DIR -n 64 --out samples.png
   vaekit reconstruct RUN_DIR --split valid -n 32 --out recon.png
+  vaekit plot RUN_DIR --kind manifold scatter --projection tsne --out figures/
 """
 
 # train options that map onto config keys: (dest, section, key)
@@ -100,6 +101,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="continue the run in --out from its last checkpoint (only --epochs may change)")
     g.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = t.add_argument_group("pictures")
+    g.add_argument("--no-plots", action="store_true",
+                   help="draw no figures, animation frames or report (by default all are written into the run)")
+    g.add_argument("--frame-every", type=int, metavar="N", default=None,
+                   help="draw a frame of training.gif every N epochs, and after the last (default: about "
+                        "50 frames per run, i.e. every ceil(epochs/50) epochs)")
+    g.add_argument("--tensorboard", action="store_true",
+                   help="also log scalars and frames for TensorBoard into RUN_DIR/tensorboard "
+                        "(needs: pip install tensorboard)")
 
     e = sub.add_parser("evaluate", help="ELBO and importance-weighted NLL of a trained run",
                        description="Evaluate a run: the ELBO, its terms and the importance-weighted estimate of "
@@ -133,6 +143,22 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-n", type=int, default=32, help="number of images")
     r.add_argument("--out", metavar="FILE.png", default=None,
                    help="output image (default: RUN_DIR/reconstructions.png)")
+
+    from .plots import KINDS, PROJECTIONS
+
+    pl = sub.add_parser("plot", help="redraw the figures, animation and report of a saved run",
+                        description="Redraw pictures of a saved run from its checkpoint, metrics and frames. "
+                                    f"Kinds: {', '.join(KINDS)} (default: all).",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    pl.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by 'vaekit train'")
+    pl.add_argument("--kind", nargs="+", choices=KINDS, metavar="KIND", default=None,
+                    help=f"which pictures, any of: {', '.join(KINDS)} (default: all)")
+    pl.add_argument("--out", metavar="DIR", default=None, help="folder to write into (default: RUN_DIR)")
+    pl.add_argument("--data-dir", metavar="DIR", default=None, help="folder of the data files (default: the run's)")
+    pl.add_argument("--dims", type=int, nargs=2, metavar=("I", "J"), default=None,
+                    help="latent dimensions of the manifold grid (default: the two with the largest KL)")
+    pl.add_argument("--projection", choices=PROJECTIONS, default="pca",
+                    help="2-D view of the scatter plot for latents with more than two dimensions")
     return p
 
 
@@ -167,13 +193,16 @@ def cmd_train(a) -> int:
         cfg = RunConfig.from_dict(d, source=a.config or "options")
     out = a.out or f"runs/{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     t0 = time.perf_counter()
+    if a.frame_every is not None:
+        _positive(a.frame_every, "--frame-every")
     result = train(cfg, out, resume=a.resume, force=a.force, progress=False if a.no_progress else None,
+                   plots=not a.no_plots, frame_every=a.frame_every, tensorboard=a.tensorboard,
                    log=lambda m: print(m, flush=True))
     last = result.history[-1] if result.history else None
     print(f"done in {time.perf_counter() - t0:.0f} s: best valid ELBO {result.best_valid_elbo:.2f} nats "
           f"({cfg.describe_data()})" if last else "nothing to do")
-    print(f"run directory: {result.run_dir}  (config.json, model.safetensors, last.safetensors, "
-          f"metrics.jsonl, samples.png, reconstructions.png)")
+    files = "config.json, model.safetensors, last.safetensors, metrics.jsonl"
+    print(f"run directory: {result.run_dir}  ({files}" + ("" if a.no_plots else ", report.html and figures") + ")")
     print(f"next: vaekit evaluate {result.run_dir} --split valid --iw-samples 1000")
     return 0
 
@@ -263,7 +292,28 @@ def cmd_reconstruct(a) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "reconstruct": cmd_reconstruct}
+def cmd_plot(a) -> int:
+    from .data import load_dataset, prepare
+    from .plots import write_figures
+
+    cfg = _run_config_for_data(a.run_dir, None, _abs_dir(a.data_dir))
+    kinds = a.kind or None
+    data = None
+    if kinds is None or set(kinds) & {"manifold", "scatter", "recon", "interpolation", "kl", "report"}:
+        data = prepare(load_dataset(cfg.data.name, "valid", cfg.data.data_dir), cfg.data.binarize)
+    out = Path(a.out) if a.out else Path(a.run_dir)
+    if a.out:
+        out.mkdir(parents=True, exist_ok=True)
+    written = write_figures(a.run_dir, data=data, kinds=kinds, out_dir=out,
+                            dims=tuple(a.dims) if a.dims else None, projection=a.projection,
+                            log=lambda m: print(m, file=sys.stderr))
+    for path in written.values():
+        print(f"wrote {path}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "reconstruct": cmd_reconstruct,
+            "plot": cmd_plot}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -212,6 +212,15 @@ class RunConfig:
             d["data"]["binarize"] = None
         return RunConfig.from_dict(d)
 
+    def short_data(self) -> str:
+        """A few words for figure titles: the data set and its variant."""
+        from .data import DATASETS
+
+        if DATASETS[self.data.name].binary:
+            return f"{self.data.name} (static binarization)"
+        return {"none": f"{self.data.name} (grayscale)", "dynamic": f"{self.data.name} (dynamic binarization)",
+                "static": f"{self.data.name} (static binarization, fixed seed)"}[self.data.binarize]
+
     def describe_data(self) -> str:
         from .data import DATASETS
 

@@ -94,3 +94,29 @@ def evaluate(model, x: torch.Tensor, iw_samples: int = 1000, batch_size: int = 1
         "iw_samples": iw_samples,
         "n_images": n,
     }
+
+
+@torch.inference_mode()
+def kl_per_dimension(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Mean KL(q(z_i|x) || p(z_i)) over the images, one value per latent dimension ``[L]``, in nats.
+
+    Dimensions with a KL near zero carry no information about x ("inactive units").
+    Needs a Gaussian prior (the KL is analytic per dimension).
+    """
+    p = model.prior()
+    total = torch.zeros(model.latent_dim, dtype=torch.float64)
+    for i in range(0, x.shape[0], batch_size):
+        q = model.encode(x[i : i + batch_size])
+        per_dim = 0.5 * (p.logvar - q.logvar + (q.logvar.exp() + (q.mu - p.mu).pow(2)) * torch.exp(-p.logvar) - 1)
+        total += per_dim.double().sum(0).cpu()
+    return (total / x.shape[0]).float()
+
+
+@torch.inference_mode()
+def unit_activity(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Activity of each latent dimension, Var_x(E_q[z_i|x]) ``[L]`` (Burda et al., 2016).
+
+    A dimension is usually called active when this exceeds 0.01.
+    """
+    means = torch.cat([model.encode(x[i : i + batch_size]).mu for i in range(0, x.shape[0], batch_size)])
+    return means.var(dim=0, unbiased=False)

@@ -26,9 +26,11 @@ from .data import Dataset, binarize, load_dataset, prepare
 from .errors import CheckpointError, VaekitError
 from .evaluate import elbo_terms
 from .models import VAE, build_model
+from .plots import FILES as PLOT_FILES
+from .plots.animation import frame_paths, save_frame
 
-# what a run directory may hold; --force removes only these
-RUN_FILES = (ckpt.CONFIG_FILE, ckpt.BEST_FILE, ckpt.LAST_FILE, ckpt.METRICS_FILE, "samples.png", "reconstructions.png")
+# what a run directory may hold; --force removes only these (and the frames folder)
+RUN_FILES = (ckpt.CONFIG_FILE, ckpt.BEST_FILE, ckpt.LAST_FILE, ckpt.METRICS_FILE, *PLOT_FILES.values())
 
 
 @dataclass
@@ -67,6 +69,8 @@ def _start_run_dir(run_dir: Path, resume: bool) -> None:
     if not resume:
         for name in RUN_FILES:
             (run_dir / name).unlink(missing_ok=True)
+        for frame in frame_paths(run_dir):
+            frame.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
@@ -103,15 +107,77 @@ def _check_same_run(saved: RunConfig, given: RunConfig, run_dir: Path) -> None:
                           "only the number of epochs may change on resume")
 
 
+def _train_epoch(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, batch_size: int,
+                 n_samples: int, bar) -> tuple[torch.Tensor, int]:
+    """One pass over ``x`` (already shuffled) in contiguous batches; summed ELBO terms ``[3]`` and steps."""
+    n = x.shape[0]
+    sums = torch.zeros(3)
+    steps = 0
+    for i in range(0, n, batch_size):
+        xb = x[i : i + batch_size]
+        terms = model(xb, n_samples=n_samples)
+        loss = -terms.elbo.mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        steps += 1
+        with torch.no_grad():
+            sums += torch.stack([terms.elbo.sum(), terms.reconstruction.sum(), terms.kl.sum()])
+        bar.update(1)
+        if bar.n % 25 == 0 and not bar.disable:  # one host read per 25 steps, for the display
+            bar.set_postfix(elbo=f"{sums[0].item() / min(n, i + batch_size):.2f}")
+    return sums, steps
+
+
+class _TensorBoard:
+    """Scalars and the animation frames for TensorBoard, when asked for."""
+
+    @staticmethod
+    def check_installed() -> None:
+        try:
+            import torch.utils.tensorboard  # noqa: F401
+        except ImportError:
+            raise VaekitError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+
+    def __init__(self, run_dir: Path):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+
+    def epoch(self, row: dict[str, Any], frame: Path | None) -> None:
+        for split in ("train", "valid"):
+            for key in ("elbo", "reconstruction", "kl"):
+                self.writer.add_scalar(f"{key}/{split}", row[f"{split}_{key}"], row["epoch"])
+        self.writer.add_scalar("speed/images_per_second", row["images_per_second"], row["epoch"])
+        if frame is not None:
+            import numpy as np
+            from PIL import Image
+
+            self.writer.add_image("samples", np.asarray(Image.open(frame)), row["epoch"], dataformats="HW")
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool = False,
-          progress: bool | None = None, pictures: bool = True,
+          progress: bool | None = None, plots: bool = True, frame_every: int | None = None,
+          tensorboard: bool = False,
           log: Callable[[str], None] = print) -> TrainResult:
     """Train the VAE described by ``config``, writing the run directory ``out``.
 
     With ``resume=True`` the run continues from ``last.safetensors``; ``config``
-    must then match the saved one except for ``train.epochs``. Returns the model
-    with the best valid ELBO (as :func:`vaekit.load` would) and the metrics history.
+    must then match the saved one except for ``train.epochs``. ``plots`` draws a
+    frame of the animation every ``frame_every`` epochs (default: about 50 frames per
+    run, ``ceil(epochs / 50)``) and every figure at the end (see :mod:`vaekit.plots`);
+    ``tensorboard`` also logs to ``RUN_DIR/tensorboard``.
+    Returns the model with the best valid ELBO (as :func:`vaekit.load` would) and
+    the metrics history.
     """
+    if frame_every is None:
+        frame_every = max(1, math.ceil(config.train.epochs / 50))
+    if not isinstance(frame_every, int) or frame_every < 1:
+        raise VaekitError(f"frame_every must be a whole number >= 1, got {frame_every!r}")
     run_dir = Path(out)
     _check_run_dir(run_dir, resume, force)
     if resume:
@@ -119,13 +185,15 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
     cfg = config
     tc = cfg.train
     train_ds, valid_ds = load_splits(cfg)  # before anything is written: bad data changes nothing
+    if tensorboard:
+        _TensorBoard.check_installed()
 
     torch.manual_seed(tc.seed)
     data_gen = torch.Generator().manual_seed(tc.seed)
     model = build_model(cfg.model, train_ds.image_shape)
     optimizer = make_optimizer(cfg, model)
     history: list[dict[str, Any]] = []
-    start_epoch, step = 0, 0
+    start_epoch, step, best = 0, 0, -math.inf
     if resume:
         last = run_dir / ckpt.LAST_FILE
         rng, meta = ckpt.load_training_state(last, model, optimizer)
@@ -138,76 +206,67 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
             raise CheckpointError(f"{last}: trainer state is incomplete ({e}); it cannot be resumed") from None
         history = _read_metrics(run_dir, start_epoch)
         log(f"resuming {run_dir} after epoch {start_epoch}")
-    else:
-        best = -math.inf
     _start_run_dir(run_dir, resume)
     ckpt.save_config(run_dir, cfg)
+    board = _TensorBoard(run_dir) if tensorboard else None
 
     n, bs = len(train_ds), tc.batch_size
-    steps_per_epoch = math.ceil(n / bs)
     if start_epoch == 0:
         log(f"data: {cfg.describe_data()}: {n} train / {len(valid_ds)} valid images")
         log(f"model: MLP {train_ds.dim}-{'-'.join(map(str, cfg.model.hidden))}-{cfg.model.latent_dim}, "
             f"{model.decoder.likelihood.describe()}, {sum(p.numel() for p in model.parameters()):,} parameters")
+        if plots:
+            save_frame(run_dir, model, 0, None)  # the untrained decoder opens the animation
     model.train()
-    for epoch in range(start_epoch + 1, tc.epochs + 1):
-        t0 = time.perf_counter()
-        x = binarize(train_ds.x, generator=data_gen) if cfg.data.binarize == "dynamic" else train_ds.x
-        x = x[torch.randperm(n, generator=data_gen)]  # contiguous batches after one shuffle
-        sums = torch.zeros(3)
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{tc.epochs}", unit="batch",
-                   disable=(not progress) if progress is not None else None, leave=False)
-        for i in range(0, n, bs):
-            xb = x[i : i + bs]
-            terms = model(xb, n_samples=tc.n_samples)
-            loss = -terms.elbo.mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            with torch.no_grad():
-                sums += torch.stack([terms.elbo.sum(), terms.reconstruction.sum(), terms.kl.sum()])
-            bar.update(1)
-            if bar.n % 25 == 0 and not bar.disable:  # one host read per 25 steps, for the display
-                bar.set_postfix(elbo=f"{sums[0].item() / min(n, i + bs):.2f}")
-        bar.close()
-        train_elbo, train_rec, train_kl = (sums / n).tolist()
-        if not math.isfinite(train_elbo):
-            raise VaekitError(
-                f"training diverged in epoch {epoch} (the ELBO became {train_elbo}); the last good checkpoint "
-                f"is kept in {run_dir}: try a lower --lr"
-            )
-        seconds = time.perf_counter() - t0
-        valid = elbo_terms(model, valid_ds.x)
-        row = {"epoch": epoch, "step": step,
-               "train_elbo": train_elbo, "train_reconstruction": train_rec, "train_kl": train_kl,
-               "valid_elbo": valid["elbo"], "valid_reconstruction": valid["reconstruction"],
-               "valid_kl": valid["kl"], "epoch_seconds": seconds, "images_per_second": n / seconds}
-        history.append(row)
-        if valid["elbo"] > best:
-            best = valid["elbo"]
-            ckpt.save_weights(run_dir / ckpt.BEST_FILE, model, epoch=epoch, valid_elbo=best)
-        ckpt.save_training_state(run_dir / ckpt.LAST_FILE, model, optimizer,
-                                 {"torch": torch.get_rng_state(), "data": data_gen.get_state()},
-                                 epoch=epoch, step=step, best_valid_elbo=best)
-        ckpt.atomic_write_text(run_dir / ckpt.METRICS_FILE, "".join(json.dumps(h) + "\n" for h in history))
-        log(f"epoch {epoch:3d}/{tc.epochs}  train ELBO {train_elbo:8.2f}  valid ELBO {valid['elbo']:8.2f} "
-            f"(rec {valid['reconstruction']:8.2f}, KL {valid['kl']:6.2f})  {n / seconds:,.0f} img/s")
+    try:
+        for epoch in range(start_epoch + 1, tc.epochs + 1):
+            t0 = time.perf_counter()
+            x = binarize(train_ds.x, generator=data_gen) if cfg.data.binarize == "dynamic" else train_ds.x
+            x = x[torch.randperm(n, generator=data_gen)]  # contiguous batches after one shuffle
+            with tqdm(total=math.ceil(n / bs), desc=f"epoch {epoch}/{tc.epochs}", unit="batch", leave=False,
+                      disable=(not progress) if progress is not None else None) as bar:
+                sums, steps = _train_epoch(model, optimizer, x, bs, tc.n_samples, bar)
+            step += steps
+            train_elbo, train_rec, train_kl = (sums / n).tolist()
+            if not math.isfinite(train_elbo):
+                raise VaekitError(
+                    f"training diverged in epoch {epoch} (the ELBO became {train_elbo}); the last good "
+                    f"checkpoint is kept in {run_dir}: try a lower --lr"
+                )
+            seconds = time.perf_counter() - t0
+            valid = elbo_terms(model, valid_ds.x)
+            row = {"epoch": epoch, "step": step,
+                   "train_elbo": train_elbo, "train_reconstruction": train_rec, "train_kl": train_kl,
+                   "valid_elbo": valid["elbo"], "valid_reconstruction": valid["reconstruction"],
+                   "valid_kl": valid["kl"], "epoch_seconds": seconds, "images_per_second": n / seconds}
+            frame = None
+            if plots and (epoch % frame_every == 0 or epoch == tc.epochs):
+                t1 = time.perf_counter()
+                frame = save_frame(run_dir, model, epoch, valid["elbo"])
+                row["frame_seconds"] = time.perf_counter() - t1
+            history.append(row)
+            if valid["elbo"] > best:
+                best = valid["elbo"]
+                ckpt.save_weights(run_dir / ckpt.BEST_FILE, model, epoch=epoch, valid_elbo=best)
+            ckpt.save_training_state(run_dir / ckpt.LAST_FILE, model, optimizer,
+                                     {"torch": torch.get_rng_state(), "data": data_gen.get_state()},
+                                     epoch=epoch, step=step, best_valid_elbo=best)
+            ckpt.atomic_write_text(run_dir / ckpt.METRICS_FILE, "".join(json.dumps(h) + "\n" for h in history))
+            if board:
+                board.epoch(row, frame)
+            log(f"epoch {epoch:3d}/{tc.epochs}  train ELBO {train_elbo:8.2f}  valid ELBO {valid['elbo']:8.2f} "
+                f"(rec {valid['reconstruction']:8.2f}, KL {valid['kl']:6.2f})  {n / seconds:,.0f} img/s")
+    finally:
+        if board:
+            board.close()
     if start_epoch >= tc.epochs:
         log(f"{run_dir} already finished {start_epoch} epochs; pass a larger --epochs to train on")
     best_model = ckpt.load(run_dir)
-    if pictures:
-        write_pictures(run_dir, best_model, valid_ds)
+    if plots:
+        from .plots import write_figures
+
+        write_figures(run_dir, best_model, valid_ds, log=log)
     return TrainResult(run_dir, best_model, history)
 
 
-def write_pictures(run_dir: str | Path, model: VAE, valid: Dataset) -> list[Path]:
-    """The run's samples and reconstructions, as PNGs in the run directory."""
-    from .plots import save_reconstructions, save_samples
-
-    run_dir = Path(run_dir)
-    return [save_samples(model, run_dir / "samples.png"),
-            save_reconstructions(model, valid.x, run_dir / "reconstructions.png")]
-
-
-__all__ = ["train", "TrainResult", "make_optimizer", "load_splits", "write_pictures"]
+__all__ = ["train", "TrainResult", "make_optimizer", "load_splits"]

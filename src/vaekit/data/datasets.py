@@ -58,6 +58,7 @@ class DatasetSpec:
     binary: bool
     variant: str
     description: str
+    class_names: tuple[str, ...] | None = None
 
 
 def _split(x: np.ndarray, y: np.ndarray, split: str, sizes: tuple[int, int, int]):
@@ -152,7 +153,9 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("mnist", _idx_loader("mnist", _LECUN), (1, 28, 28), False, "grayscale",
                     "MNIST, IDX files (downloaded or from --data-dir)"),
         DatasetSpec("fashion-mnist", _idx_loader("fashion-mnist", _ZALANDO), (1, 28, 28), False, "grayscale",
-                    "Fashion-MNIST, IDX files (downloaded or from --data-dir)"),
+                    "Fashion-MNIST, IDX files (downloaded or from --data-dir)",
+                    ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                     "Ankle boot")),
         DatasetSpec("binarized-mnist", _load_binarized, (1, 28, 28), True,
                     "static binarization of Larochelle & Murray (2011)",
                     "statically binarized MNIST, .amat files (downloaded or from --data-dir)"),

@@ -1,0 +1,186 @@
+"""Pictures of a VAE and its training, each a function returning a matplotlib Figure,
+plus :func:`write_figures`, which draws any set of them for a run directory.
+
+=============== ===================== ===============================================
+kind            file                  what
+=============== ===================== ===============================================
+manifold        manifold.png          decoded grid of latent points at N(0,1) quantiles
+scatter         scatter.png           posterior means coloured by label (PCA/t-SNE > 2-D)
+recon           reconstructions.png   inputs above their reconstructions
+samples         samples.png           decoded draws from the prior
+interpolation   interpolation.png     linear and spherical paths between real images
+curves          curves.png            ELBO, reconstruction, KL per epoch
+kl              kl.png                KL per latent dimension, active units
+gif             training.gif          one frame per snapshot during training
+report          report.html           one self-contained page with all of the above
+=============== ===================== ===============================================
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import VaekitError, unknown_name
+from .animation import frame_paths, render_frame, save_frame, snapshot_grid, write_gif
+from .curves import curves_figure
+from .grids import (image_grid, interpolation_figure, manifold_figure, manifold_images, normal_quantiles,
+                    reconstructions_figure, samples_figure, save_figure)
+from .latent import PROJECTIONS, kl_figure, project_2d, scatter_figure
+from .report import FIGURES, build_report, write_report
+
+FILES = {
+    "manifold": "manifold.png", "scatter": "scatter.png", "recon": "reconstructions.png",
+    "samples": "samples.png", "interpolation": "interpolation.png", "curves": "curves.png",
+    "kl": "kl.png", "gif": "training.gif", "report": "report.html",
+}
+KINDS = tuple(FILES)
+SCATTER_MAX = 5000  # images in the scatter plot
+
+
+def save_samples(model, path: str | Path, n: int = 64, seed: int = 0) -> Path:
+    return save_figure(samples_figure(model, n, seed), path)
+
+
+def save_reconstructions(model, x: torch.Tensor, path: str | Path, n: int = 32) -> Path:
+    return save_figure(reconstructions_figure(model, x, n), path)
+
+
+def top_kl_dims(kl_per_dim: torch.Tensor) -> tuple[int, int]:
+    """The two latent dimensions with the largest KL (most informative), lower index first."""
+    if kl_per_dim.numel() < 2:
+        return (0, 0)
+    i, j = torch.topk(kl_per_dim, 2).indices.tolist()
+    return (i, j) if i < j else (j, i)
+
+
+def _read_history(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    rows = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+def write_figures(run_dir: str | Path, model=None, data=None, kinds: Iterable[str] | None = None,
+                  out_dir: str | Path | None = None, dims: tuple[int, int] | None = None,
+                  projection: str = "pca", log: Callable[[str], None] | None = None) -> dict[str, Path]:
+    """Draw the figures ``kinds`` (default: all) of a run into ``out_dir`` (default: the run directory).
+
+    ``model`` defaults to the run's best checkpoint and ``data`` to its valid split
+    (binarized as the run was); ``dims`` picks the manifold's latent pair (default:
+    the two with the largest KL).
+    """
+    from ..checkpoint import load, load_run_config
+    from ..data import DATASETS, load_dataset, prepare
+    from ..evaluate import kl_per_dimension, unit_activity
+
+    run_dir = Path(run_dir)
+    out = Path(out_dir) if out_dir else run_dir
+    kinds = list(kinds) if kinds else list(KINDS)
+    for k in kinds:
+        if k not in FILES:
+            raise unknown_name("figure kind", k, FILES)
+    if projection not in PROJECTIONS:
+        raise unknown_name("projection", projection, PROJECTIONS)
+    if not out.is_dir():
+        raise VaekitError(f"output folder '{out}' does not exist; create it or choose another --out")
+    config = load_run_config(run_dir)
+    model = model if model is not None else load(run_dir)
+    if data is None and any(k in kinds for k in ("manifold", "scatter", "recon", "interpolation", "kl", "report")):
+        data = prepare(load_dataset(config.data.name, "valid", config.data.data_dir), config.data.binarize)
+    if dims is not None:
+        for d in dims:
+            if not 0 <= d < model.latent_dim:
+                raise VaekitError(f"--dims {dims[0]} {dims[1]}: the latent has dimensions 0..{model.latent_dim - 1}")
+    history = _read_history(run_dir)
+    written: dict[str, Path] = {}
+    kl_dims = activity = None
+    if data is not None and any(k in kinds for k in ("manifold", "kl", "report")):
+        kl_dims, activity = kl_per_dimension(model, data.x), unit_activity(model, data.x)
+    note = config.short_data()
+    for kind in kinds:
+        path = out / FILES[kind]
+        if kind == "manifold":
+            pair = dims or (top_kl_dims(kl_dims) if model.latent_dim > 2 else (0, 1))
+            if model.latent_dim == 1:
+                if log:
+                    log("manifold: skipped, the latent has one dimension")
+                continue
+            why = "" if model.latent_dim == 2 or dims else "the two dims with the largest KL"
+            save_figure(manifold_figure(model, 20, pair, note=why), path)
+        elif kind == "scatter":
+            n = min(len(data), SCATTER_MAX)
+            labels = data.labels[:n] if data.labels is not None else None
+            names = DATASETS[data.name].class_names
+            save_figure(scatter_figure(model, data.x[:n], labels, projection, names, title_note=note), path)
+        elif kind == "recon":
+            save_reconstructions(model, data.x, path)
+        elif kind == "samples":
+            save_samples(model, path)
+        elif kind == "interpolation":
+            save_figure(interpolation_figure(model, data.x), path)
+        elif kind == "curves":
+            if not history:
+                if log:
+                    log("curves: skipped, metrics.jsonl holds no epochs")
+                continue
+            save_figure(curves_figure(history, title=note), path)
+        elif kind == "kl":
+            save_figure(kl_figure(kl_dims, activity), path)
+        elif kind == "gif":
+            frames = frame_paths(run_dir, upto_epoch=history[-1]["epoch"] if history else None)
+            if not frames:
+                if log:
+                    log("gif: skipped, the run has no frames (trained with --no-plots?)")
+                continue
+            write_gif(frames, path)
+        elif kind == "report":
+            continue  # last, once the other figures exist
+        written[kind] = path
+    if "report" in kinds:
+        written["report"] = write_report(out / FILES["report"], run_dir, config.to_dict(), history,
+                                         _summary(model, config, history, kl_dims, activity), figure_dir=out)
+    return written
+
+
+def _summary(model, config, history, kl_dims, activity) -> dict[str, Any]:
+    from ..data import DATASETS
+
+    m = config.model
+    shape = DATASETS[config.data.name].image_shape
+    d = shape[0] * shape[1] * shape[2]
+    s: dict[str, Any] = {
+        "data": config.describe_data(),
+        "model": f"{m.arch.upper()} {d}-{'-'.join(map(str, m.hidden))}-{m.latent_dim}, {m.likelihood} "
+                 f"likelihood, {m.prior} normal prior, images {'x'.join(map(str, shape))}",
+        "parameters": f"{sum(p.numel() for p in model.parameters()):,}",
+    }
+    if history:
+        best = max(history, key=lambda h: h["valid_elbo"])
+        last = history[-1]
+        s["epochs trained"] = last["epoch"]
+        s["best valid ELBO (nats)"] = f"{best['valid_elbo']:.3f} (epoch {best['epoch']})"
+        s["last epoch: train / valid ELBO"] = f"{last['train_elbo']:.3f} / {last['valid_elbo']:.3f}"
+        s["training time"] = f"{sum(h.get('epoch_seconds', 0) for h in history):.1f} s"
+    if kl_dims is not None:
+        s["valid KL per image (nats)"] = f"{float(kl_dims.sum()):.3f}"
+        s["active latent dimensions"] = f"{int((activity > 0.01).sum())} of {model.latent_dim}"
+    return s
+
+
+__all__ = [
+    "FIGURES", "FILES", "KINDS", "PROJECTIONS", "build_report", "curves_figure", "frame_paths", "image_grid",
+    "interpolation_figure", "kl_figure", "manifold_figure", "manifold_images", "normal_quantiles",
+    "project_2d", "reconstructions_figure", "render_frame", "samples_figure", "save_figure", "save_frame",
+    "save_reconstructions", "save_samples", "scatter_figure", "snapshot_grid", "top_kl_dims", "write_figures",
+    "write_gif", "write_report",
+]
