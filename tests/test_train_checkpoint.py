@@ -142,3 +142,29 @@ def test_the_best_valid_elbo_travels_with_the_trainer_state(tmp_path):
     (tmp_path / "run" / "metrics.jsonl").unlink()
     res = vaekit.train(cfg(epochs=3), tmp_path / "run", resume=True, progress=False, plots=False, log=quiet)
     assert [h["epoch"] for h in res.history] == [3]
+
+
+def test_kl_warmup_and_cosine_schedule():
+    from vaekit.train import kl_weight, learning_rate
+
+    c = RunConfig.from_dict({"train": {"epochs": 10, "warmup_epochs": 4, "lr_schedule": "cosine", "lr": 1e-3}})
+    assert [kl_weight(c, e) for e in (1, 2, 4, 9)] == [0.25, 0.5, 1.0, 1.0]
+    assert learning_rate(c, 1) == pytest.approx(1e-3) and learning_rate(c, 6) == pytest.approx(5e-4)
+    assert learning_rate(c, 10) < 3e-5
+    assert kl_weight(cfg(), 1) == 1.0 and learning_rate(cfg(), 7) == 1e-3
+
+
+def test_warmup_trains_and_reports_the_true_elbo(tmp_path):
+    res = vaekit.train(cfg(epochs=2, warmup_epochs=4), tmp_path / "r", progress=False, plots=False, log=quiet)
+    row = res.history[0]
+    assert row["kl_weight"] == 0.25
+    assert row["train_elbo"] == pytest.approx(row["train_reconstruction"] - row["train_kl"], abs=1e-3)
+
+
+def test_early_stopping_and_time_budget(tmp_path):
+    res = vaekit.train(cfg(epochs=60, lr=1e-12, patience=2), tmp_path / "p", progress=False, plots=False, log=quiet)
+    assert len(res.history) < 60
+    best = max(range(len(res.history)), key=lambda i: res.history[i]["valid_elbo"])
+    assert len(res.history) - 1 - best == 2  # stopped exactly `patience` epochs after the best
+    res = vaekit.train(cfg(epochs=50, max_minutes=1e-6), tmp_path / "t", progress=False, plots=False, log=quiet)
+    assert len(res.history) == 1 and res.history[0]["elapsed_seconds"] > 0

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .config import BINARIZE_CHOICES, OPTIMIZERS, RunConfig, load_toml
+from .config import BINARIZE_CHOICES, LR_SCHEDULES, OPTIMIZERS, RunConfig, load_toml
 from .errors import VaekitError
 
 EPILOG = """examples:
@@ -32,6 +32,8 @@ _TRAIN_KEYS = [
     ("likelihood", "model", "likelihood"), ("sigma", "model", "sigma"),
     ("epochs", "train", "epochs"), ("batch_size", "train", "batch_size"), ("lr", "train", "lr"),
     ("optimizer", "train", "optimizer"), ("seed", "train", "seed"), ("n_samples", "train", "n_samples"),
+    ("warmup_epochs", "train", "warmup_epochs"), ("lr_schedule", "train", "lr_schedule"),
+    ("patience", "train", "patience"), ("max_minutes", "train", "max_minutes"),
 ]
 
 
@@ -94,6 +96,15 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, metavar="N", default=None, help=f"random seed (default: {d.train.seed})")
     g.add_argument("--n-samples", type=int, metavar="N", default=None,
                    help=f"samples of z per image in the training ELBO (default: {d.train.n_samples})")
+    g.add_argument("--warmup-epochs", type=int, metavar="N", default=None,
+                   help="KL warm-up: the KL weight rises linearly to 1 over N epochs; reported ELBOs always use "
+                        f"weight 1 (default: {d.train.warmup_epochs}, none)")
+    g.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
+                   help=f"constant, or cosine annealing to 0 over --epochs (default: {d.train.lr_schedule})")
+    g.add_argument("--patience", type=int, metavar="N", default=None,
+                   help="stop after N epochs without a better valid ELBO (default: 0, never)")
+    g.add_argument("--max-minutes", type=float, metavar="F", default=None,
+                   help="stop before an epoch that would end past F minutes of training (default: 0, no limit)")
     g = t.add_argument_group("run directory")
     g.add_argument("--out", metavar="RUN_DIR", default=None,
                    help="where to write the run (default: runs/DATA-YYYYmmdd-HHMMSS)")

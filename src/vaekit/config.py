@@ -25,6 +25,7 @@ from .errors import VaekitError, suggest
 FORMAT_VERSION = 1
 BINARIZE_CHOICES = ("none", "dynamic", "static")
 OPTIMIZERS = ("adam", "sgd")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -112,7 +113,16 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation: epochs, batch size, learning rate, optimiser, seed, ELBO samples."""
+    """Optimisation: epochs, batch size, learning rate and its schedule, optimiser, seed,
+    ELBO samples, KL warm-up, early stopping and a wall-clock budget.
+
+    ``warmup_epochs``: the KL term's weight rises linearly, beta = min(1, epoch / W),
+    over the first W epochs (Bowman et al., 2016; Sønderby et al., 2016); every
+    reported ELBO still uses beta = 1. ``lr_schedule = "cosine"`` anneals the learning
+    rate from ``lr`` to 0 over ``epochs``. ``patience``: stop after that many epochs
+    without a better valid ELBO (0: never). ``max_minutes``: stop before an epoch that
+    would end past this much training time (0: no limit).
+    """
 
     epochs: int = 100
     batch_size: int = 128
@@ -121,6 +131,10 @@ class TrainConfig:
     momentum: float = 0.9
     seed: int = 0
     n_samples: int = 1
+    warmup_epochs: int = 0
+    lr_schedule: str = "constant"
+    patience: int = 0
+    max_minutes: float = 0.0
 
     def __post_init__(self):
         _check(_is_int(self.epochs) and self.epochs >= 1, f"epochs must be a whole number >= 1, got {self.epochs!r}")
@@ -136,6 +150,17 @@ class TrainConfig:
         _check(_is_int(self.seed) and self.seed >= 0, f"seed must be a whole number >= 0, got {self.seed!r}")
         _check(_is_int(self.n_samples) and self.n_samples >= 1,
                f"n_samples (Monte Carlo samples per ELBO) must be >= 1, got {self.n_samples!r}")
+        _check(_is_int(self.warmup_epochs) and self.warmup_epochs >= 0,
+               f"warmup_epochs must be a whole number >= 0, got {self.warmup_epochs!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise VaekitError(
+                f"unknown lr_schedule '{self.lr_schedule}'{suggest(str(self.lr_schedule), LR_SCHEDULES)}; "
+                f"valid: {', '.join(LR_SCHEDULES)}"
+            )
+        _check(_is_int(self.patience) and self.patience >= 0,
+               f"patience must be a whole number >= 0 (0: no early stopping), got {self.patience!r}")
+        _check(_is_num(self.max_minutes) and self.max_minutes >= 0,
+               f"max_minutes must be >= 0 (0: no limit), got {self.max_minutes!r}")
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
