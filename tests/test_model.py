@@ -1,12 +1,14 @@
+import pytest
 import torch
 
 from vaekit.config import ModelConfig
 from vaekit.models import build_model
 
 
-def test_gradients_flow_to_encoder_and_decoder():
+@pytest.mark.parametrize("arch", ["mlp", "gated-mlp"])
+def test_gradients_flow_to_encoder_and_decoder(arch):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(latent_dim=3, hidden=(20, 10)), (1, 4, 4))
+    model = build_model(ModelConfig(arch=arch, latent_dim=3, hidden=(20, 10)), (1, 4, 4))
     x = torch.bernoulli(torch.full((8, 16), 0.3))
     (-model(x).elbo.mean()).backward()
     for name, p in model.named_parameters():

@@ -136,25 +136,28 @@ def _train_epoch(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, 
                  n_samples: int, bar, beta: float = 1.0) -> tuple[torch.Tensor, int]:
     """One pass over ``x`` (already shuffled) in contiguous batches; summed ELBO terms ``[3]`` and steps.
 
-    The loss is -(reconstruction - beta * KL); the sums are of the true ELBO (beta = 1).
+    The loss is -(reconstruction - beta * KL) per image; the sums are of the true ELBO
+    (beta = 1). They stay on the device and are read only when the progress bar shows.
     """
     n = x.shape[0]
-    sums = torch.zeros(3)
+    rec_total = torch.zeros((), dtype=torch.float64)
+    kl_total = torch.zeros((), dtype=torch.float64)
     steps = 0
     for i in range(0, n, batch_size):
         xb = x[i : i + batch_size]
         terms = model(xb, n_samples=n_samples)
-        loss = -(terms.elbo if beta == 1.0 else terms.reconstruction - beta * terms.kl).mean()
+        rec, kl = terms.reconstruction.sum(), terms.kl.sum()
+        loss = (kl - rec if beta == 1.0 else beta * kl - rec) / xb.shape[0]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         steps += 1
-        with torch.no_grad():
-            sums += torch.stack([terms.elbo.sum(), terms.reconstruction.sum(), terms.kl.sum()])
+        rec_total += rec.detach()
+        kl_total += kl.detach()
         bar.update(1)
         if bar.n % 25 == 0 and not bar.disable:  # one host read per 25 steps, for the display
-            bar.set_postfix(elbo=f"{sums[0].item() / min(n, i + batch_size):.2f}")
-    return sums, steps
+            bar.set_postfix(elbo=f"{(rec_total - kl_total).item() / min(n, i + batch_size):.2f}")
+    return torch.stack([rec_total - kl_total, rec_total, kl_total]).float(), steps
 
 
 class _TensorBoard:
@@ -244,7 +247,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
     n, bs = len(train_ds), tc.batch_size
     if start_epoch == 0:
         log(f"data: {cfg.describe_data()}: {n} train / {len(valid_ds)} valid images")
-        log(f"model: MLP {train_ds.dim}-{'-'.join(map(str, cfg.model.hidden))}-{cfg.model.latent_dim}, "
+        log(f"model: {cfg.model.arch} {train_ds.dim}-{'-'.join(map(str, cfg.model.hidden))}-{cfg.model.latent_dim}, "
             f"{model.decoder.likelihood.describe()}, {sum(p.numel() for p in model.parameters()):,} parameters")
         if plots:
             save_frame(run_dir, model, 0, None)  # the untrained decoder opens the animation

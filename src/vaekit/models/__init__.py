@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 from ..errors import unknown_name
-from .decoders import MLPDecoder
+from .decoders import GatedMLPDecoder, MLPDecoder
 from .distributions import Bernoulli, DiagonalNormal, FixedGaussian, StandardNormal
-from .encoders import MLPEncoder
+from .encoders import GatedMLPEncoder, MLPEncoder
 from .likelihoods import LIKELIHOODS, BernoulliLikelihood, GaussianLikelihood, make_likelihood
 from .priors import PRIORS, StandardNormalPrior, make_prior
 from .vae import VAE, ELBOTerms
 
 
-def _build_mlp(cfg, image_shape):
-    d = 1
-    for s in image_shape:
-        d *= s
-    likelihood = make_likelihood(cfg.likelihood, cfg.sigma)
-    encoder = MLPEncoder(d, cfg.hidden, cfg.latent_dim)
-    decoder = MLPDecoder(cfg.latent_dim, tuple(reversed(cfg.hidden)), d, likelihood)
-    return VAE(encoder, decoder, make_prior(cfg.prior, cfg.latent_dim), image_shape)
+def _mlp_builder(encoder_cls, decoder_cls):
+    def build(cfg, image_shape):
+        d = 1
+        for s in image_shape:
+            d *= s
+        likelihood = make_likelihood(cfg.likelihood, cfg.sigma)
+        encoder = encoder_cls(d, cfg.hidden, cfg.latent_dim)
+        decoder = decoder_cls(cfg.latent_dim, tuple(reversed(cfg.hidden)), d, likelihood)
+        return VAE(encoder, decoder, make_prior(cfg.prior, cfg.latent_dim), image_shape)
+
+    return build
 
 
-ARCHITECTURES = {"mlp": _build_mlp}
+# "mlp": ReLU hidden layers; "gated-mlp": gated linear units (Tomczak & Welling, 2018)
+ARCHITECTURES = {"mlp": _mlp_builder(MLPEncoder, MLPDecoder),
+                 "gated-mlp": _mlp_builder(GatedMLPEncoder, GatedMLPDecoder)}
 
 
 def build_model(cfg, image_shape: tuple[int, int, int]) -> VAE:
@@ -33,6 +38,7 @@ def build_model(cfg, image_shape: tuple[int, int, int]) -> VAE:
 
 __all__ = [
     "ARCHITECTURES", "LIKELIHOODS", "PRIORS", "VAE", "ELBOTerms", "Bernoulli", "BernoulliLikelihood",
+    "GatedMLPDecoder", "GatedMLPEncoder",
     "DiagonalNormal", "FixedGaussian", "GaussianLikelihood", "MLPDecoder", "MLPEncoder", "StandardNormal",
     "StandardNormalPrior", "build_model", "make_likelihood", "make_prior",
 ]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .encoders import mlp
+from .encoders import gated_mlp, mlp
 
 
 class MLPDecoder(nn.Module):
@@ -20,3 +20,11 @@ class MLPDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor):
         return self.likelihood(self.net(z))
+
+
+class GatedMLPDecoder(MLPDecoder):
+    """:class:`MLPDecoder` with gated hidden layers."""
+
+    def __init__(self, latent_dim: int, hidden: Sequence[int], out_dim: int, likelihood):
+        super().__init__(latent_dim, hidden, out_dim, likelihood)
+        self.net = gated_mlp([latent_dim, *hidden, out_dim])

@@ -35,3 +35,31 @@ class MLPEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> DiagonalNormal:
         mu, logvar = self.net(x).chunk(2, dim=-1)
         return DiagonalNormal(mu, logvar)
+
+
+class GatedDense(nn.Module):
+    """h = (W x + b) * sigmoid(V x + c): a gated linear unit (Dauphin et al., 2017), the layer
+    of the MLP VAEs of Tomczak & Welling (2018). Both halves come from one matrix product."""
+
+    def __init__(self, in_dim: int, out_dim: int):
+        super().__init__()
+        self.linear = nn.Linear(in_dim, 2 * out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, g = self.linear(x).chunk(2, dim=-1)
+        return h * torch.sigmoid(g)
+
+
+def gated_mlp(sizes: Sequence[int]) -> nn.Sequential:
+    """Gated layers for every hidden width, then a plain linear output layer."""
+    layers: list[nn.Module] = [GatedDense(a, b) for a, b in zip(sizes[:-2], sizes[1:-1])]
+    layers.append(nn.Linear(sizes[-2], sizes[-1]))
+    return nn.Sequential(*layers)
+
+
+class GatedMLPEncoder(MLPEncoder):
+    """:class:`MLPEncoder` with gated hidden layers."""
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], latent_dim: int):
+        super().__init__(in_dim, hidden, latent_dim)
+        self.net = gated_mlp([in_dim, *hidden, 2 * latent_dim])

@@ -1,0 +1,97 @@
+"""Shared helpers for the benchmark scripts: data, machine description, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "binarized_mnist"
+
+
+def load_train_images(data_dir: str | None, n: int = 50000) -> tuple[torch.Tensor, str]:
+    """Binarized MNIST train images if the folder is there, else random binary images of the same size."""
+    from vaekit.data import load_dataset
+
+    folder = Path(data_dir) if data_dir else DEFAULT_DATA
+    if folder.is_dir():
+        return load_dataset("binarized-mnist", "train", folder).x[:n], f"binarized MNIST train ({folder})"
+    g = torch.Generator().manual_seed(0)
+    return torch.bernoulli(torch.full((n, 784), 0.13), generator=g), "random binary 784-pixel images (no data dir)"
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__, "python": sys.version.split()[0], "platform": platform.platform(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def write_results(name: str, payload: dict, markdown: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(markdown)
+    print(markdown)
+    print(f"wrote {RESULTS / (name + '.json')} and {name}.md")
+
+
+def gemm_gflops(n: int = 1024, repeats: int = 20) -> float:
+    """Peak-ish float32 GEMM rate of this machine: a square n x n product, best of ``repeats``."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    c = torch.empty(n, n)
+    torch.mm(a, b, out=c)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.mm(a, b, out=c)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def mlp_gemm_seconds(batch: int, layers: list[tuple[int, int]], backward: bool, repeats: int = 30) -> float:
+    """Time of just the matrix products of an MLP step at ``batch``, best of ``repeats``.
+
+    ``layers`` are (in, out) sizes. Forward: one product per layer. Backward: the weight
+    gradient of every layer and the input gradient of every layer but the first.
+    """
+    ops = []
+    for i, (fan_in, fan_out) in enumerate(layers):
+        x, w, y = torch.randn(batch, fan_in), torch.randn(fan_out, fan_in), torch.empty(batch, fan_out)
+        ops.append((x, w.t(), y))  # y = x @ W^T
+        if backward:
+            dy, dw = torch.randn(batch, fan_out), torch.empty(fan_out, fan_in)
+            ops.append((dy.t(), x, dw))  # dW = dy^T @ x
+            if i > 0:
+                dx = torch.empty(batch, fan_in)
+                ops.append((dy, w, dx))  # dx = dy @ W
+    for a, b, c in ops:
+        torch.mm(a, b, out=c)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for a, b, c in ops:
+            torch.mm(a, b, out=c)
+        best = min(best, time.perf_counter() - t)
+    return best

@@ -1,0 +1,161 @@
+"""Training throughput: vaekit vs a hand-written loop (pytorch/examples style) vs pythae,
+against the bound set by the step's matrix products alone, all in one run.
+
+    python benchmarks/throughput.py [--data-dir DIR] [--rounds 3] [--batch-size 128]
+
+Model: MLP 784-400-20, Bernoulli likelihood, Adam 1e-3 (the official example's).
+Each round times one full epoch (50,000 images, shuffling included) of each contender,
+in turn; the table gives the median over rounds. Writes results/throughput.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baseline_example import ExampleVAE, make_loader, train_steps  # noqa: E402
+from common import gemm_gflops, load_train_images, machine, median, mlp_gemm_seconds, write_results  # noqa: E402
+
+from vaekit.config import RunConfig  # noqa: E402
+from vaekit.models import build_model  # noqa: E402
+from vaekit.train import _train_epoch, make_optimizer  # noqa: E402
+
+LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]  # encoder, joint mu/logvar head, decoder
+FLOP_PER_IMAGE = 2 * (sum(i * o for i, o in LAYERS) * 3 - 784 * 400)  # fwd + 2 bwd products, no input grad
+
+
+class _NoBar:
+    n, disable = 0, True
+
+    def update(self, k):
+        pass
+
+
+def vaekit_epoch(x: torch.Tensor, batch_size: int, state: dict) -> float:
+    if "model" not in state:
+        cfg = RunConfig.from_dict({"data": {"name": "binarized-mnist"},
+                                   "model": {"latent_dim": 20, "hidden": [400]},
+                                   "train": {"batch_size": batch_size, "lr": 1e-3}})
+        state["model"] = build_model(cfg.model, (1, 28, 28))
+        state["opt"] = make_optimizer(cfg, state["model"])
+        state["gen"] = torch.Generator().manual_seed(0)
+    t = time.perf_counter()
+    xs = x[torch.randperm(x.shape[0], generator=state["gen"])]  # what the trainer does each epoch
+    _train_epoch(state["model"], state["opt"], xs, batch_size, 1, _NoBar())
+    return x.shape[0] / (time.perf_counter() - t)
+
+
+def baseline_epoch(x: torch.Tensor, batch_size: int, state: dict) -> float:
+    if "model" not in state:
+        state["model"] = ExampleVAE()
+        state["opt"] = torch.optim.Adam(state["model"].parameters(), lr=1e-3)
+        state["loader"] = make_loader(x, batch_size)
+    t = time.perf_counter()
+    seen = train_steps(state["model"], state["opt"], state["loader"], math.ceil(x.shape[0] / batch_size))
+    return seen / (time.perf_counter() - t)
+
+
+def pythae_epoch(x: torch.Tensor, batch_size: int, state: dict) -> float:
+    if "trainer" not in state:
+        state["trainer"] = _pythae_trainer(x, batch_size)
+        state["trainer"].prepare_training()  # what BaseTrainer.train() does before its epochs
+    t = time.perf_counter()
+    state["trainer"].train_step(epoch=1)
+    return x.shape[0] / (time.perf_counter() - t)
+
+
+def _pythae_trainer(x: torch.Tensor, batch_size: int):
+    """pythae's VAE and BaseTrainer with the example's network (784-400-20, ReLU, Bernoulli/BCE)."""
+    from pythae.data.datasets import BaseDataset
+    from pythae.models import VAE, VAEConfig
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn import BaseDecoder, BaseEncoder
+    from pythae.trainers import BaseTrainer, BaseTrainerConfig
+    from torch import nn
+
+    class Encoder(BaseEncoder):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.mu, self.lv = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
+
+        def forward(self, x):
+            h = torch.relu(self.fc1(x.reshape(x.shape[0], -1)))
+            return ModelOutput(embedding=self.mu(h), log_covariance=self.lv(h))
+
+    class Decoder(BaseDecoder):
+        def __init__(self):
+            super().__init__()
+            self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
+
+        def forward(self, z):
+            return ModelOutput(reconstruction=torch.sigmoid(self.fc4(torch.relu(self.fc3(z)))).reshape(-1, 1, 28, 28))
+
+    model = VAE(VAEConfig(input_dim=(1, 28, 28), latent_dim=20, reconstruction_loss="bce"),
+                encoder=Encoder(), decoder=Decoder())
+    tcfg = BaseTrainerConfig(output_dir="/tmp/pythae-bench", num_epochs=1, learning_rate=1e-3,
+                             per_device_train_batch_size=batch_size, optimizer_cls="Adam", train_dataloader_num_workers=0)
+    data = BaseDataset(x.reshape(-1, 1, 28, 28), torch.zeros(x.shape[0]))
+    return BaseTrainer(model=model, train_dataset=data, training_config=tcfg)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", default=None, help="binarized MNIST folder (default: ../shared/data/binarized_mnist)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--no-pythae", action="store_true", help="skip pythae even if it is installed")
+    a = ap.parse_args()
+    torch.manual_seed(0)
+    x, source = load_train_images(a.data_dir)
+    contenders = {"hand-written loop (pytorch/examples style)": baseline_epoch, "vaekit": vaekit_epoch}
+    if not a.no_pythae:
+        try:
+            import importlib.metadata
+
+            import pythae  # noqa: F401
+
+            contenders["pythae " + importlib.metadata.version("pythae")] = pythae_epoch
+        except ImportError:
+            print("pythae is not installed: skipping it (pip install pythae)")
+    states = {k: {} for k in contenders}
+    rates: dict[str, list[float]] = {k: [] for k in contenders}
+    bound = []
+    for r in range(a.rounds):
+        for name, fn in contenders.items():
+            rates[name].append(fn(x, a.batch_size, states[name]))
+            print(f"round {r + 1}: {name}: {rates[name][-1]:,.0f} img/s", flush=True)
+        bound.append(a.batch_size / mlp_gemm_seconds(a.batch_size, LAYERS, backward=True))
+    gflops = gemm_gflops()
+    gemm_bound = median(bound)
+    med = {k: median(v) for k, v in rates.items()}
+    base = med["hand-written loop (pytorch/examples style)"]
+    lines = [f"| contender | images/s (median of {a.rounds}) | rounds | vs hand-written | of GEMM bound |",
+             "|---|---|---|---|---|"]
+    for k, v in med.items():
+        lines.append(f"| {k} | {v:,.0f} | {', '.join(f'{x:,.0f}' for x in rates[k])} | {v / base:.2f}x | "
+                     f"{v / gemm_bound:.0%} |")
+    lines.append(f"| matrix products of one step alone (the bound) | {gemm_bound:,.0f} | "
+                 f"{', '.join(f'{x:,.0f}' for x in bound)} | {gemm_bound / base:.2f}x | 100% |")
+    m = machine()
+    md = (f"### Training throughput, MLP 784-400-20, batch {a.batch_size}, Adam\n\n"
+          f"{m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, PyTorch {m['torch']}, "
+          f"{m['date']}; data: {source}.\n\n" + "\n".join(lines) + "\n\n"
+          f"{FLOP_PER_IMAGE / 1e6:.2f} MFLOP per image per step; square 1024 float32 GEMM: {gflops:.0f} GFLOP/s; "
+          f"the bound's products ran at {gemm_bound * FLOP_PER_IMAGE / 1e9:.0f} GFLOP/s.\n")
+    others = {k: v for k, v in med.items() if k.startswith("pythae")}
+    payload = {"machine": m, "batch_size": a.batch_size, "rounds": rates, "median": med, "gemm_bound": gemm_bound,
+               "gemm_bound_rounds": bound, "square_gemm_gflops": gflops, "flop_per_image": FLOP_PER_IMAGE,
+               "ratios": {"vaekit_vs_handwritten": med["vaekit"] / base,
+                          "vaekit_of_bound": med["vaekit"] / gemm_bound,
+                          **{f"vaekit_vs_{k}": med["vaekit"] / v for k, v in others.items()}}}
+    write_results("throughput", payload, md)
+
+
+if __name__ == "__main__":
+    main()
