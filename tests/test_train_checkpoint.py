@@ -70,6 +70,19 @@ def test_resume_refuses_changed_settings(tmp_path):
     vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, plots=False, log=quiet)
     with pytest.raises(VaekitError, match="train.lr"):
         vaekit.train(cfg(epochs=2, lr=0.1), tmp_path / "run", resume=True, log=quiet)
+    # when to stop is not part of the model: it may change
+    res = vaekit.train(cfg(epochs=2, patience=5, max_minutes=10), tmp_path / "run", resume=True,
+                       progress=False, plots=False, log=quiet)
+    assert [h["epoch"] for h in res.history] == [1, 2]
+
+
+def test_segments_cut_by_the_time_budget_resume_exactly(tmp_path):
+    """A run stopped by --max-minutes and resumed ends with the weights of an uninterrupted run."""
+    vaekit.train(cfg(epochs=3), tmp_path / "full", progress=False, plots=False, log=quiet)
+    vaekit.train(cfg(epochs=3, max_minutes=1e-6), tmp_path / "seg", progress=False, plots=False, log=quiet)
+    vaekit.train(cfg(epochs=3), tmp_path / "seg", resume=True, progress=False, plots=False, log=quiet)
+    a, b = load_file(tmp_path / "full" / LAST_FILE), load_file(tmp_path / "seg" / LAST_FILE)
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_existing_run_directory_is_refused_unless_force(tmp_path):

@@ -13,12 +13,12 @@ from . import bounds, kl  # noqa: E402
 from .checkpoint import load  # noqa: E402
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, load_config  # noqa: E402
 from .data import load_dataset  # noqa: E402
-from .errors import CheckpointError, DataError, VaekitError  # noqa: E402
+from .errors import CheckpointError, DataError, DivergenceError, VaekitError  # noqa: E402
 from .evaluate import evaluate  # noqa: E402
 from .models import VAE, build_model  # noqa: E402
 from .train import train  # noqa: E402
 
 __all__ = [
-    "VAE", "CheckpointError", "DataConfig", "DataError", "ModelConfig", "RunConfig", "TrainConfig",
+    "VAE", "CheckpointError", "DataConfig", "DataError", "DivergenceError", "ModelConfig", "RunConfig", "TrainConfig",
     "VaekitError", "bounds", "build_model", "evaluate", "kl", "load", "load_config", "load_dataset", "train",
 ]

@@ -16,6 +16,7 @@ is pickled: tensors are safetensors, everything else is JSON in its metadata.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -65,9 +66,19 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over names, dtypes, shapes and bytes of the tensors (in name order)."""
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        t = tensors[k].detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    metadata = {"format": "vaekit", "format_version": str(FORMAT_VERSION)}
+    metadata = {"format": "vaekit", "format_version": str(FORMAT_VERSION), "sha256": tensors_digest(tensors)}
     metadata.update({k: json.dumps(v) for k, v in meta.items()})
     atomic_write_bytes(path, st_save(tensors, metadata=metadata))
 
@@ -90,9 +101,12 @@ def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if raw.get("format_version") != str(FORMAT_VERSION):
         raise CheckpointError(f"{path} has checkpoint format version {raw.get('format_version')!r}; "
                               f"this vaekit reads version {FORMAT_VERSION}")
+    if "sha256" in raw and raw["sha256"] != tensors_digest(tensors):
+        raise CheckpointError(f"{path} is damaged: its tensors do not match the checksum stored with them; "
+                              "restore it from a copy or retrain")
     meta = {}
     for k, v in raw.items():
-        if k in ("format", "format_version"):
+        if k in ("format", "format_version", "sha256"):
             continue
         try:
             meta[k] = json.loads(v)

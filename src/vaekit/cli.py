@@ -34,6 +34,7 @@ _TRAIN_KEYS = [
     ("optimizer", "train", "optimizer"), ("seed", "train", "seed"), ("n_samples", "train", "n_samples"),
     ("warmup_epochs", "train", "warmup_epochs"), ("lr_schedule", "train", "lr_schedule"),
     ("patience", "train", "patience"), ("max_minutes", "train", "max_minutes"),
+    ("grad_clip", "train", "grad_clip"),
 ]
 
 
@@ -103,13 +104,16 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"constant, or cosine annealing to 0 over --epochs (default: {d.train.lr_schedule})")
     g.add_argument("--patience", type=int, metavar="N", default=None,
                    help="stop after N epochs without a better valid ELBO (default: 0, never)")
+    g.add_argument("--grad-clip", type=float, metavar="F", default=None,
+                   help="rescale gradients whose global norm exceeds F (default: 0, off)")
     g.add_argument("--max-minutes", type=float, metavar="F", default=None,
                    help="stop before an epoch that would end past F minutes of training (default: 0, no limit)")
     g = t.add_argument_group("run directory")
     g.add_argument("--out", metavar="RUN_DIR", default=None,
                    help="where to write the run (default: runs/DATA-YYYYmmdd-HHMMSS)")
     g.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last checkpoint (only --epochs may change)")
+                   help="continue the run in --out from its last checkpoint (only --epochs, --patience and "
+                        "--max-minutes may change)")
     g.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = t.add_argument_group("pictures")
@@ -187,13 +191,15 @@ def cmd_train(a) -> int:
     if a.resume:
         if not a.out:
             raise VaekitError("--resume needs --out RUN_DIR, the run to continue")
-        extra = sorted(set(given) - {"epochs"}) + (["config"] if a.config else [])
+        stop = {"epochs", "patience", "max_minutes"}  # when to stop may change; nothing else
+        extra = sorted(set(given) - stop) + (["config"] if a.config else [])
         if extra:
             raise VaekitError(f"--resume continues a run with its saved settings; drop "
-                              f"{', '.join('--' + x.replace('_', '-') for x in extra)} (only --epochs may change)")
+                              f"{', '.join('--' + x.replace('_', '-') for x in extra)} "
+                              "(only --epochs, --patience and --max-minutes may change)")
         cfg = load_run_config(a.out)
-        if "epochs" in given:
-            cfg = cfg.override(train={"epochs": given["epochs"]})
+        if set(given) & stop:
+            cfg = cfg.override(train={k: given[k] for k in set(given) & stop})
     else:
         d = load_toml(a.config) if a.config else {}
         for dest, sec, key in _TRAIN_KEYS:
@@ -338,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if a.debug:
             raise
-        print("vaekit: interrupted; the last finished epoch is saved (continue with --resume)", file=sys.stderr)
+        print("vaekit: interrupted; nothing half-written was left (a training run keeps its last finished "
+              "epoch: continue it with --resume)", file=sys.stderr)
         return 130
     except (VaekitError, OSError) as e:
         if a.debug:

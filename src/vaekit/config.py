@@ -121,7 +121,8 @@ class TrainConfig:
     reported ELBO still uses beta = 1. ``lr_schedule = "cosine"`` anneals the learning
     rate from ``lr`` to 0 over ``epochs``. ``patience``: stop after that many epochs
     without a better valid ELBO (0: never). ``max_minutes``: stop before an epoch that
-    would end past this much training time (0: no limit).
+    would end past this much training time (0: no limit). ``grad_clip``: rescale
+    gradients whose global norm exceeds this (0: off).
     """
 
     epochs: int = 100
@@ -135,6 +136,7 @@ class TrainConfig:
     lr_schedule: str = "constant"
     patience: int = 0
     max_minutes: float = 0.0
+    grad_clip: float = 0.0
 
     def __post_init__(self):
         _check(_is_int(self.epochs) and self.epochs >= 1, f"epochs must be a whole number >= 1, got {self.epochs!r}")
@@ -161,6 +163,8 @@ class TrainConfig:
                f"patience must be a whole number >= 0 (0: no early stopping), got {self.patience!r}")
         _check(_is_num(self.max_minutes) and self.max_minutes >= 0,
                f"max_minutes must be >= 0 (0: no limit), got {self.max_minutes!r}")
+        _check(_is_num(self.grad_clip) and self.grad_clip >= 0,
+               f"grad_clip (largest gradient norm) must be >= 0 (0: no clipping), got {self.grad_clip!r}")
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}

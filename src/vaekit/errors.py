@@ -20,6 +20,10 @@ class DataError(VaekitError):
     """A data file is missing, truncated, corrupt or holds values of the wrong kind."""
 
 
+class DivergenceError(VaekitError):
+    """Training produced a NaN or infinite loss or gradient."""
+
+
 class CheckpointError(VaekitError):
     """A run directory or checkpoint is missing, damaged or does not match."""
 

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from . import checkpoint as ckpt
 from .config import RunConfig
 from .data import Dataset, binarize, load_dataset, prepare
-from .errors import CheckpointError, VaekitError
+from .errors import CheckpointError, DataError, DivergenceError, VaekitError
 from .evaluate import elbo_terms
 from .models import VAE, build_model
 from .plots import FILES as PLOT_FILES
@@ -90,7 +90,11 @@ def _check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
 
 
 def _start_run_dir(run_dir: Path, resume: bool) -> None:
-    """Create the folder; for a forced fresh start remove the old run's files (and only those)."""
+    """Create the folder; sweep temporary files a killed process left; for a forced fresh
+    start remove the old run's files (and only those)."""
+    for folder in (run_dir, run_dir / "frames"):
+        for tmp in folder.glob(".*.tmp") if folder.is_dir() else []:
+            tmp.unlink(missing_ok=True)
     if not resume:
         for name in RUN_FILES:
             (run_dir / name).unlink(missing_ok=True)
@@ -120,36 +124,61 @@ def load_splits(cfg: RunConfig) -> tuple[Dataset, Dataset]:
     valid = load_dataset(cfg.data.name, "valid", cfg.data.data_dir)
     if cfg.data.binarize == "static":
         train = prepare(train, "static")
-    return train, prepare(valid, cfg.data.binarize)
+    valid = prepare(valid, cfg.data.binarize)
+    if cfg.model.likelihood == "bernoulli" and cfg.data.binarize != "dynamic":
+        for ds in (train, valid):
+            odd = ds.x[(ds.x != 0) & (ds.x != 1)]
+            if odd.numel():
+                raise DataError(f"the Bernoulli likelihood needs pixels that are 0 or 1, but the {ds.split} split of "
+                                f"'{ds.name}' holds values such as {odd[0].item():.3g}; binarize it "
+                                "(--binarize dynamic or static) or use --likelihood gaussian")
+    return train, valid
+
+
+# settings that only say when to stop: they may change when a run is resumed
+RESUMABLE_CHANGES = ("epochs", "patience", "max_minutes")
 
 
 def _check_same_run(saved: RunConfig, given: RunConfig, run_dir: Path) -> None:
     a, b = saved.to_dict(), given.to_dict()
-    a["train"].pop("epochs"), b["train"].pop("epochs")
+    for key in RESUMABLE_CHANGES:
+        a["train"].pop(key), b["train"].pop(key)
     diff = [f"{s}.{k}" for s in a if isinstance(a[s], dict) for k in a[s] if a[s][k] != b[s].get(k)]
     if diff:
         raise VaekitError(f"cannot resume '{run_dir}' with different settings ({', '.join(diff)}); "
-                          "only the number of epochs may change on resume")
+                          f"only {', '.join(RESUMABLE_CHANGES)} may change on resume")
 
 
 def _train_epoch(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, batch_size: int,
-                 n_samples: int, bar, beta: float = 1.0) -> tuple[torch.Tensor, int]:
+                 n_samples: int, bar, beta: float = 1.0, grad_clip: float = 0.0,
+                 where: tuple[int, int] = (0, 0)) -> tuple[torch.Tensor, int]:
     """One pass over ``x`` (already shuffled) in contiguous batches; summed ELBO terms ``[3]`` and steps.
 
     The loss is -(reconstruction - beta * KL) per image; the sums are of the true ELBO
     (beta = 1). They stay on the device and are read only when the progress bar shows.
+    A non-finite loss (or, with ``grad_clip``, gradient norm) raises
+    :class:`DivergenceError` before the optimiser touches the weights; ``where`` is
+    (epoch, steps before this epoch), for the message.
     """
     n = x.shape[0]
     rec_total = torch.zeros((), dtype=torch.float64)
     kl_total = torch.zeros((), dtype=torch.float64)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     steps = 0
     for i in range(0, n, batch_size):
         xb = x[i : i + batch_size]
         terms = model(xb, n_samples=n_samples)
         rec, kl = terms.reconstruction.sum(), terms.kl.sum()
         loss = (kl - rec if beta == 1.0 else beta * kl - rec) / xb.shape[0]
+        if not torch.isfinite(loss):  # one host read; on a CPU it costs microseconds
+            raise DivergenceError(f"the loss became {loss.item()} at epoch {where[0]}, step {where[1] + steps + 1}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if grad_clip:
+            norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            if not torch.isfinite(norm):
+                raise DivergenceError(f"the gradient norm became {norm.item()} at epoch {where[0]}, "
+                                      f"step {where[1] + steps + 1}")
         optimizer.step()
         steps += 1
         rec_total += rec.detach()
@@ -268,11 +297,19 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
             x = x[torch.randperm(n, generator=data_gen)]  # contiguous batches after one shuffle
             with tqdm(total=math.ceil(n / bs), desc=f"epoch {epoch}/{tc.epochs}", unit="batch", leave=False,
                       disable=(not progress) if progress is not None else None) as bar:
-                sums, steps = _train_epoch(model, optimizer, x, bs, tc.n_samples, bar, beta)
+                try:
+                    sums, steps = _train_epoch(model, optimizer, x, bs, tc.n_samples, bar, beta,
+                                               tc.grad_clip, (epoch, step))
+                except DivergenceError as e:
+                    kept = f"the last good checkpoint (epoch {epoch - 1}) is kept in {run_dir}" if epoch > 1 \
+                        else "no epoch finished, so there is no checkpoint"
+                    raise DivergenceError(
+                        f"training diverged: {e}; {kept}. Try a lower --lr (now {lr:g}), "
+                        f"--warmup-epochs, or --grad-clip (e.g. 10)") from None
             step += steps
             train_elbo, train_rec, train_kl = (sums / n).tolist()
             if not math.isfinite(train_elbo):
-                raise VaekitError(
+                raise DivergenceError(
                     f"training diverged in epoch {epoch} (the ELBO became {train_elbo}); the last good "
                     f"checkpoint is kept in {run_dir}: try a lower --lr"
                 )
@@ -295,15 +332,20 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
             last_total = time.perf_counter() - t0
             elapsed += last_total
             row["elapsed_seconds"] = elapsed
+            # metrics first: a kill between the two files leaves a row that resume drops and redoes
+            ckpt.atomic_write_text(run_dir / ckpt.METRICS_FILE, "".join(json.dumps(h) + "\n" for h in history))
             ckpt.save_training_state(run_dir / ckpt.LAST_FILE, model, optimizer,
                                      {"torch": torch.get_rng_state(), "data": data_gen.get_state()},
                                      epoch=epoch, step=step, best_valid_elbo=best, best_epoch=best_epoch,
                                      elapsed_seconds=elapsed)
-            ckpt.atomic_write_text(run_dir / ckpt.METRICS_FILE, "".join(json.dumps(h) + "\n" for h in history))
             if board:
                 board.epoch(row, frame)
             log(f"epoch {epoch:3d}/{tc.epochs}  train ELBO {train_elbo:8.2f}  valid ELBO {valid['elbo']:8.2f} "
                 f"(rec {valid['reconstruction']:8.2f}, KL {valid['kl']:6.2f})  {n / seconds:,.0f} img/s")
+    except KeyboardInterrupt:
+        done = history[-1]["epoch"] if history else start_epoch
+        log(f"interrupted: epoch {done} is the last saved in {run_dir}; continue with --resume --out {run_dir}")
+        raise
     finally:
         if board:
             board.close()

@@ -184,7 +184,8 @@ def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = 
     if not torch.isfinite(x).all():
         raise DataError(f"data set '{name}' split '{split}' holds NaN or infinite pixels")
     if x.min() < 0 or x.max() > 1:
-        raise DataError(f"data set '{name}' split '{split}' has pixels outside [0, 1]")
+        raise DataError(f"data set '{name}' split '{split}' has pixels outside [0, 1] (from {x.min().item():g} "
+                        f"to {x.max().item():g}); pixel intensities must be scaled to [0, 1]")
     if tuple(images.shape[1:]) != spec.image_shape:
         raise DataError(f"data set '{name}' split '{split}': images of shape {tuple(images.shape[1:])}, "
                         f"expected {spec.image_shape}")

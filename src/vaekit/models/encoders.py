@@ -9,6 +9,8 @@ from torch import nn
 
 from .distributions import DiagonalNormal
 
+LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
+
 
 def mlp(sizes: Sequence[int]) -> nn.Sequential:
     """Linear layers with ReLU between them (none after the last)."""
@@ -34,7 +36,8 @@ class MLPEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> DiagonalNormal:
         mu, logvar = self.net(x).chunk(2, dim=-1)
-        return DiagonalNormal(mu, logvar)
+        # keep sigma^2 in [e^-30, e^20]: exp() can neither underflow to 0 (log q = inf) nor overflow
+        return DiagonalNormal(mu, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX))
 
 
 class GatedDense(nn.Module):
