@@ -53,6 +53,8 @@ def test_sigkill_at_any_moment_then_resume_gives_the_uninterrupted_weights(tmp_p
         time.sleep(0.03 * kill_after)  # somewhere inside the next epoch or a checkpoint write
         p.send_signal(signal.SIGKILL)
         p.wait()
+        assert p.returncode == -signal.SIGKILL, "the process ended before it could be killed"
+        print(f"killed after {epochs_done(run)} finished epochs")
         load(run)  # whatever moment it died, the run directory loads
     subprocess.run(cli("train", "--out", str(run), "--resume", "--no-progress"), check=True, capture_output=True,
                    timeout=300)
