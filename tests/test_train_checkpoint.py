@@ -181,3 +181,14 @@ def test_early_stopping_and_time_budget(tmp_path):
     assert len(res.history) - 1 - best == 2  # stopped exactly `patience` epochs after the best
     res = vaekit.train(cfg(epochs=50, max_minutes=1e-6), tmp_path / "t", progress=False, plots=False, log=quiet)
     assert len(res.history) == 1 and res.history[0]["elapsed_seconds"] > 0
+
+
+def test_bf16_training_keeps_float32_weights_and_numbers(tmp_path):
+    res32 = vaekit.train(cfg(epochs=3), tmp_path / "a", progress=False, plots=False, log=quiet)
+    res16 = vaekit.train(cfg(epochs=3, precision="bf16"), tmp_path / "b", progress=False, plots=False, log=quiet)
+    assert all(p.dtype == torch.float32 for p in res16.model.parameters())
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["train"]["precision"] == "bf16"
+    a, b = res32.history[-1]["valid_elbo"], res16.history[-1]["valid_elbo"]
+    assert abs(a - b) < 1.0, (a, b)  # same model and data, products in bfloat16: close, not equal
+    with pytest.raises(VaekitError, match="did you mean 'bf16'"):
+        cfg(precision="bf61")

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .config import BINARIZE_CHOICES, LR_SCHEDULES, OPTIMIZERS, RunConfig, load_toml
+from .config import BINARIZE_CHOICES, LR_SCHEDULES, OPTIMIZERS, PRECISIONS, RunConfig, load_toml
 from .errors import VaekitError
 
 EPILOG = """examples:
@@ -34,7 +34,7 @@ _TRAIN_KEYS = [
     ("optimizer", "train", "optimizer"), ("seed", "train", "seed"), ("n_samples", "train", "n_samples"),
     ("warmup_epochs", "train", "warmup_epochs"), ("lr_schedule", "train", "lr_schedule"),
     ("patience", "train", "patience"), ("max_minutes", "train", "max_minutes"),
-    ("grad_clip", "train", "grad_clip"),
+    ("grad_clip", "train", "grad_clip"), ("precision", "train", "precision"),
 ]
 
 
@@ -104,6 +104,9 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"constant, or cosine annealing to 0 over --epochs (default: {d.train.lr_schedule})")
     g.add_argument("--patience", type=int, metavar="N", default=None,
                    help="stop after N epochs without a better valid ELBO (default: 0, never)")
+    g.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="fp32, or bf16: matrix products in bfloat16 under autocast, ~1.7x faster on CPUs with "
+                        "AVX512-BF16 or AMX; weights, likelihood and reported numbers stay float32 (default: fp32)")
     g.add_argument("--grad-clip", type=float, metavar="F", default=None,
                    help="rescale gradients whose global norm exceeds F (default: 0, off)")
     g.add_argument("--max-minutes", type=float, metavar="F", default=None,

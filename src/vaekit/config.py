@@ -26,6 +26,7 @@ FORMAT_VERSION = 1
 BINARIZE_CHOICES = ("none", "dynamic", "static")
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("fp32", "bf16")
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -122,7 +123,9 @@ class TrainConfig:
     rate from ``lr`` to 0 over ``epochs``. ``patience``: stop after that many epochs
     without a better valid ELBO (0: never). ``max_minutes``: stop before an epoch that
     would end past this much training time (0: no limit). ``grad_clip``: rescale
-    gradients whose global norm exceeds this (0: off).
+    gradients whose global norm exceeds this (0: off). ``precision = "bf16"`` runs the
+    network's matrix products in bfloat16 under autocast (weights, optimiser state,
+    likelihood, KL and every reported number stay float32).
     """
 
     epochs: int = 100
@@ -137,6 +140,7 @@ class TrainConfig:
     patience: int = 0
     max_minutes: float = 0.0
     grad_clip: float = 0.0
+    precision: str = "fp32"
 
     def __post_init__(self):
         _check(_is_int(self.epochs) and self.epochs >= 1, f"epochs must be a whole number >= 1, got {self.epochs!r}")
@@ -163,6 +167,11 @@ class TrainConfig:
                f"patience must be a whole number >= 0 (0: no early stopping), got {self.patience!r}")
         _check(_is_num(self.max_minutes) and self.max_minutes >= 0,
                f"max_minutes must be >= 0 (0: no limit), got {self.max_minutes!r}")
+        if self.precision not in PRECISIONS:
+            raise VaekitError(
+                f"unknown precision '{self.precision}'{suggest(str(self.precision), PRECISIONS)}; "
+                f"valid: {', '.join(PRECISIONS)}"
+            )
         _check(_is_num(self.grad_clip) and self.grad_clip >= 0,
                f"grad_clip (largest gradient norm) must be >= 0 (0: no clipping), got {self.grad_clip!r}")
 

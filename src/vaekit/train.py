@@ -151,23 +151,26 @@ def _check_same_run(saved: RunConfig, given: RunConfig, run_dir: Path) -> None:
 
 def _train_epoch(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, batch_size: int,
                  n_samples: int, bar, beta: float = 1.0, grad_clip: float = 0.0,
-                 where: tuple[int, int] = (0, 0)) -> tuple[torch.Tensor, int]:
+                 where: tuple[int, int] = (0, 0), precision: str = "fp32") -> tuple[torch.Tensor, int]:
     """One pass over ``x`` (already shuffled) in contiguous batches; summed ELBO terms ``[3]`` and steps.
 
     The loss is -(reconstruction - beta * KL) per image; the sums are of the true ELBO
     (beta = 1). They stay on the device and are read only when the progress bar shows.
     A non-finite loss (or, with ``grad_clip``, gradient norm) raises
     :class:`DivergenceError` before the optimiser touches the weights; ``where`` is
-    (epoch, steps before this epoch), for the message.
+    (epoch, steps before this epoch), for the message. ``precision="bf16"`` runs the
+    forward pass under bfloat16 autocast (the products; the model returns float32).
     """
     n = x.shape[0]
     rec_total = torch.zeros((), dtype=torch.float64)
     kl_total = torch.zeros((), dtype=torch.float64)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     steps = 0
+    bf16 = precision == "bf16"
     for i in range(0, n, batch_size):
         xb = x[i : i + batch_size]
-        terms = model(xb, n_samples=n_samples)
+        with torch.autocast(device_type=xb.device.type, dtype=torch.bfloat16, enabled=bf16):
+            terms = model(xb, n_samples=n_samples)
         rec, kl = terms.reconstruction.sum(), terms.kl.sum()
         loss = (kl - rec if beta == 1.0 else beta * kl - rec) / xb.shape[0]
         if not torch.isfinite(loss):  # one host read; on a CPU it costs microseconds
@@ -299,7 +302,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
                       disable=(not progress) if progress is not None else None) as bar:
                 try:
                     sums, steps = _train_epoch(model, optimizer, x, bs, tc.n_samples, bar, beta,
-                                               tc.grad_clip, (epoch, step))
+                                               tc.grad_clip, (epoch, step), tc.precision)
                 except DivergenceError as e:
                     kept = f"the last good checkpoint (epoch {epoch - 1}) is kept in {run_dir}" if epoch > 1 \
                         else "no epoch finished, so there is no checkpoint"

@@ -19,7 +19,8 @@ class MLPDecoder(nn.Module):
         self.likelihood = likelihood
 
     def forward(self, z: torch.Tensor):
-        return self.likelihood(self.net(z))
+        # the likelihood always sees float32 parameters, even when the products ran in bf16
+        return self.likelihood(self.net(z).float())
 
 
 class GatedMLPDecoder(MLPDecoder):

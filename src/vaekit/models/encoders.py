@@ -35,7 +35,7 @@ class MLPEncoder(nn.Module):
         self.latent_dim = latent_dim
 
     def forward(self, x: torch.Tensor) -> DiagonalNormal:
-        mu, logvar = self.net(x).chunk(2, dim=-1)
+        mu, logvar = self.net(x).float().chunk(2, dim=-1)  # float32 even under bf16 autocast
         # keep sigma^2 in [e^-30, e^20]: exp() can neither underflow to 0 (log q = inf) nor overflow
         return DiagonalNormal(mu, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX))
 
