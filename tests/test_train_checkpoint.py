@@ -192,3 +192,12 @@ def test_bf16_training_keeps_float32_weights_and_numbers(tmp_path):
     assert abs(a - b) < 1.0, (a, b)  # same model and data, products in bfloat16: close, not equal
     with pytest.raises(VaekitError, match="did you mean 'bf16'"):
         cfg(precision="bf61")
+
+
+def test_compiled_bf16_training_runs_and_resumes(tmp_path):
+    vaekit.train(cfg(epochs=1, precision="bf16"), tmp_path / "r", progress=False, plots=False, compile=True,
+                 log=quiet)
+    res = vaekit.train(cfg(epochs=2, precision="bf16"), tmp_path / "r", resume=True, progress=False, plots=False,
+                       compile=True, log=quiet)
+    assert [h["epoch"] for h in res.history] == [1, 2]
+    assert all(abs(h["valid_elbo"]) < 1e3 for h in res.history)

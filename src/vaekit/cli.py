@@ -107,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="fp32, or bf16: matrix products in bfloat16 under autocast, ~1.7x faster on CPUs with "
                         "AVX512-BF16 or AMX; weights, likelihood and reported numbers stay float32 (default: fp32)")
+    g.add_argument("--compile", action="store_true",
+                   help="compile the training step with torch.compile (needs a C++ compiler; 5-15 s once; "
+                        "+22%% with --precision bf16 on a 2-core CPU, no gain measured in fp32)")
     g.add_argument("--grad-clip", type=float, metavar="F", default=None,
                    help="rescale gradients whose global norm exceeds F (default: 0, off)")
     g.add_argument("--max-minutes", type=float, metavar="F", default=None,
@@ -216,7 +219,7 @@ def cmd_train(a) -> int:
     if a.frame_every is not None:
         _positive(a.frame_every, "--frame-every")
     result = train(cfg, out, resume=a.resume, force=a.force, progress=False if a.no_progress else None,
-                   plots=not a.no_plots, frame_every=a.frame_every, tensorboard=a.tensorboard,
+                   plots=not a.no_plots, frame_every=a.frame_every, tensorboard=a.tensorboard, compile=a.compile,
                    log=lambda m: print(m, flush=True))
     last = result.history[-1] if result.history else None
     print(f"done in {time.perf_counter() - t0:.0f} s: best valid ELBO {result.best_valid_elbo:.2f} nats "

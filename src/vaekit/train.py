@@ -149,29 +149,44 @@ def _check_same_run(saved: RunConfig, given: RunConfig, run_dir: Path) -> None:
                           f"only {', '.join(RESUMABLE_CHANGES)} may change on resume")
 
 
+def make_step_loss(model: VAE, n_samples: int = 1, precision: str = "fp32", compile: bool = False):
+    """The per-batch function of the training step: ``xb -> (sum of log p(x|z), sum of KL)`` over the batch.
+
+    ``precision="bf16"`` runs it under bfloat16 autocast (the products; the model returns
+    float32); ``compile=True`` hands it to ``torch.compile``, which fuses its elementwise
+    work (worth +22% with bf16 on a 2-core CPU, nothing measurable in float32).
+    """
+    bf16 = precision == "bf16"
+
+    def step_loss(xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.autocast(device_type=xb.device.type, dtype=torch.bfloat16, enabled=bf16):
+            terms = model(xb, n_samples=n_samples)
+        return terms.reconstruction.sum(), terms.kl.sum()
+
+    return torch.compile(step_loss) if compile else step_loss
+
+
 def _train_epoch(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, batch_size: int,
                  n_samples: int, bar, beta: float = 1.0, grad_clip: float = 0.0,
-                 where: tuple[int, int] = (0, 0), precision: str = "fp32") -> tuple[torch.Tensor, int]:
+                 where: tuple[int, int] = (0, 0), precision: str = "fp32", step_loss=None) -> tuple[torch.Tensor, int]:
     """One pass over ``x`` (already shuffled) in contiguous batches; summed ELBO terms ``[3]`` and steps.
 
     The loss is -(reconstruction - beta * KL) per image; the sums are of the true ELBO
     (beta = 1). They stay on the device and are read only when the progress bar shows.
     A non-finite loss (or, with ``grad_clip``, gradient norm) raises
     :class:`DivergenceError` before the optimiser touches the weights; ``where`` is
-    (epoch, steps before this epoch), for the message. ``precision="bf16"`` runs the
-    forward pass under bfloat16 autocast (the products; the model returns float32).
+    (epoch, steps before this epoch), for the message. ``step_loss`` (from
+    :func:`make_step_loss`) computes the batch's sums; by default one for ``precision``.
     """
     n = x.shape[0]
     rec_total = torch.zeros((), dtype=torch.float64)
     kl_total = torch.zeros((), dtype=torch.float64)
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    step_loss = step_loss or make_step_loss(model, n_samples, precision)
     steps = 0
-    bf16 = precision == "bf16"
     for i in range(0, n, batch_size):
         xb = x[i : i + batch_size]
-        with torch.autocast(device_type=xb.device.type, dtype=torch.bfloat16, enabled=bf16):
-            terms = model(xb, n_samples=n_samples)
-        rec, kl = terms.reconstruction.sum(), terms.kl.sum()
+        rec, kl = step_loss(xb)
         loss = (kl - rec if beta == 1.0 else beta * kl - rec) / xb.shape[0]
         if not torch.isfinite(loss):  # one host read; on a CPU it costs microseconds
             raise DivergenceError(f"the loss became {loss.item()} at epoch {where[0]}, step {where[1] + steps + 1}")
@@ -225,7 +240,7 @@ class _TensorBoard:
 
 def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool = False,
           progress: bool | None = None, plots: bool = True, frame_every: int | None = None,
-          tensorboard: bool = False,
+          tensorboard: bool = False, compile: bool = False,
           log: Callable[[str], None] = print) -> TrainResult:
     """Train the VAE described by ``config``, writing the run directory ``out``.
 
@@ -233,7 +248,8 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
     must then match the saved one except for ``train.epochs``. ``plots`` draws a
     frame of the animation every ``frame_every`` epochs (default: about 50 frames per
     run, ``ceil(epochs / 50)``) and every figure at the end (see :mod:`vaekit.plots`);
-    ``tensorboard`` also logs to ``RUN_DIR/tensorboard``.
+    ``tensorboard`` also logs to ``RUN_DIR/tensorboard``; ``compile`` runs the step's
+    forward pass through ``torch.compile`` (a one-off compilation of 5-15 s).
     Returns the model with the best valid ELBO (as :func:`vaekit.load` would) and
     the metrics history.
     """
@@ -277,6 +293,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
     board = _TensorBoard(run_dir) if tensorboard else None
 
     n, bs = len(train_ds), tc.batch_size
+    step_loss = make_step_loss(model, tc.n_samples, tc.precision, compile)
     if start_epoch == 0:
         log(f"data: {cfg.describe_data()}: {n} train / {len(valid_ds)} valid images")
         log(f"model: {cfg.model.arch} {train_ds.dim}-{'-'.join(map(str, cfg.model.hidden))}-{cfg.model.latent_dim}, "
@@ -302,7 +319,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
                       disable=(not progress) if progress is not None else None) as bar:
                 try:
                     sums, steps = _train_epoch(model, optimizer, x, bs, tc.n_samples, bar, beta,
-                                               tc.grad_clip, (epoch, step), tc.precision)
+                                               tc.grad_clip, (epoch, step), step_loss=step_loss)
                 except DivergenceError as e:
                     kept = f"the last good checkpoint (epoch {epoch - 1}) is kept in {run_dir}" if epoch > 1 \
                         else "no epoch finished, so there is no checkpoint"
