@@ -34,6 +34,11 @@ def _check(cond: bool, msg: str) -> None:
         raise VaekitError(msg)
 
 
+def _check_choice(field: str, value: Any, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise VaekitError(f"unknown {field} '{value}'{suggest(str(value), valid)}; valid: {', '.join(valid)}")
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -68,11 +73,8 @@ class DataConfig:
             )
         _check(self.data_dir is None or isinstance(self.data_dir, str),
                f"data.data_dir must be a path string, got {self.data_dir!r}")
-        if self.binarize is not None and self.binarize not in BINARIZE_CHOICES:
-            raise VaekitError(
-                f"unknown binarize '{self.binarize}'{suggest(str(self.binarize), BINARIZE_CHOICES)}; "
-                f"valid: {', '.join(BINARIZE_CHOICES)}"
-            )
+        if self.binarize is not None:
+            _check_choice("binarize", self.binarize, BINARIZE_CHOICES)
         if DATASETS[self.name].binary and self.binarize in ("dynamic", "static"):
             raise VaekitError(
                 f"data set '{self.name}' is already binary ({DATASETS[self.name].variant}); "
@@ -147,31 +149,19 @@ class TrainConfig:
         _check(_is_int(self.batch_size) and self.batch_size >= 1,
                f"batch_size must be a whole number >= 1, got {self.batch_size!r}")
         _check(_is_num(self.lr) and self.lr > 0, f"lr (learning rate) must be > 0, got {self.lr!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise VaekitError(
-                f"unknown optimizer '{self.optimizer}'{suggest(str(self.optimizer), OPTIMIZERS)}; "
-                f"valid: {', '.join(OPTIMIZERS)}"
-            )
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check(_is_num(self.momentum) and 0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum!r}")
         _check(_is_int(self.seed) and self.seed >= 0, f"seed must be a whole number >= 0, got {self.seed!r}")
         _check(_is_int(self.n_samples) and self.n_samples >= 1,
                f"n_samples (Monte Carlo samples per ELBO) must be >= 1, got {self.n_samples!r}")
         _check(_is_int(self.warmup_epochs) and self.warmup_epochs >= 0,
                f"warmup_epochs must be a whole number >= 0, got {self.warmup_epochs!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise VaekitError(
-                f"unknown lr_schedule '{self.lr_schedule}'{suggest(str(self.lr_schedule), LR_SCHEDULES)}; "
-                f"valid: {', '.join(LR_SCHEDULES)}"
-            )
+        _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _check(_is_int(self.patience) and self.patience >= 0,
                f"patience must be a whole number >= 0 (0: no early stopping), got {self.patience!r}")
         _check(_is_num(self.max_minutes) and self.max_minutes >= 0,
                f"max_minutes must be >= 0 (0: no limit), got {self.max_minutes!r}")
-        if self.precision not in PRECISIONS:
-            raise VaekitError(
-                f"unknown precision '{self.precision}'{suggest(str(self.precision), PRECISIONS)}; "
-                f"valid: {', '.join(PRECISIONS)}"
-            )
+        _check_choice("precision", self.precision, PRECISIONS)
         _check(_is_num(self.grad_clip) and self.grad_clip >= 0,
                f"grad_clip (largest gradient norm) must be >= 0 (0: no clipping), got {self.grad_clip!r}")
 
