@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
                         "AVX512-BF16 or AMX; weights, likelihood and reported numbers stay float32 (default: fp32)")
     g.add_argument("--compile", action="store_true",
                    help="compile the training step with torch.compile (needs a C++ compiler; 5-15 s once; "
-                        "+22%% with --precision bf16 on a 2-core CPU, no gain measured in fp32)")
+                        "about +20%% with --precision bf16 on a 2-core CPU, no gain measured in fp32)")
     g.add_argument("--grad-clip", type=float, metavar="F", default=None,
                    help="rescale gradients whose global norm exceeds F (default: 0, off)")
     g.add_argument("--max-minutes", type=float, metavar="F", default=None,

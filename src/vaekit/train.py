@@ -154,7 +154,7 @@ def make_step_loss(model: VAE, n_samples: int = 1, precision: str = "fp32", comp
 
     ``precision="bf16"`` runs it under bfloat16 autocast (the products; the model returns
     float32); ``compile=True`` hands it to ``torch.compile``, which fuses its elementwise
-    work (worth +22% with bf16 on a 2-core CPU, nothing measurable in float32).
+    work (about +20% with bf16 on a 2-core CPU, nothing measurable in float32).
     """
     bf16 = precision == "bf16"
 
