@@ -134,6 +134,23 @@ def _load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], p
     model.load_state_dict(state)
 
 
+def read_metrics(run_dir: str | Path, upto_epoch: int | None = None) -> list[dict[str, Any]]:
+    """The rows of ``metrics.jsonl`` (only epochs <= ``upto_epoch`` if given); unreadable lines are skipped."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("epoch"), int) \
+                and (upto_epoch is None or row["epoch"] <= upto_epoch):
+            rows.append(row)
+    return rows
+
+
 def save_config(run_dir: str | Path, config: RunConfig) -> None:
     atomic_write_text(Path(run_dir) / CONFIG_FILE, json.dumps(config.to_dict(), indent=2) + "\n")
 

@@ -103,21 +103,6 @@ def _start_run_dir(run_dir: Path, resume: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _read_metrics(run_dir: Path, upto_epoch: int) -> list[dict[str, Any]]:
-    path = run_dir / ckpt.METRICS_FILE
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line from a crashed write; the checkpoint decides what counts
-        if isinstance(row, dict) and isinstance(row.get("epoch"), int) and row["epoch"] <= upto_epoch:
-            rows.append(row)
-    return rows
-
-
 def load_splits(cfg: RunConfig) -> tuple[Dataset, Dataset]:
     """The training split (as stored, binarized later if dynamic) and the prepared valid split."""
     train = load_dataset(cfg.data.name, "train", cfg.data.data_dir)
@@ -127,6 +112,8 @@ def load_splits(cfg: RunConfig) -> tuple[Dataset, Dataset]:
     valid = prepare(valid, cfg.data.binarize)
     if cfg.model.likelihood == "bernoulli" and cfg.data.binarize != "dynamic":
         for ds in (train, valid):
+            if ds.binary:  # binary by construction (binarized files, or binarized above)
+                continue
             odd = ds.x[(ds.x != 0) & (ds.x != 1)]
             if odd.numel():
                 raise DataError(f"the Bernoulli likelihood needs pixels that are 0 or 1, but the {ds.split} split of "
@@ -286,7 +273,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
             last_total = elapsed / max(1, start_epoch)
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{last}: trainer state is incomplete ({e}); it cannot be resumed") from None
-        history = _read_metrics(run_dir, start_epoch)
+        history = ckpt.read_metrics(run_dir, upto_epoch=start_epoch)
         log(f"resuming {run_dir} after epoch {start_epoch}")
     _start_run_dir(run_dir, resume)
     ckpt.save_config(run_dir, cfg)

@@ -18,7 +18,6 @@ report          report.html           one self-contained page with all of the ab
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -58,18 +57,6 @@ def top_kl_dims(kl_per_dim: torch.Tensor) -> tuple[int, int]:
     return (i, j) if i < j else (j, i)
 
 
-def _read_history(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
-    rows = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return rows
-
-
 def write_figures(run_dir: str | Path, model=None, data=None, kinds: Iterable[str] | None = None,
                   out_dir: str | Path | None = None, dims: tuple[int, int] | None = None,
                   projection: str = "pca", log: Callable[[str], None] | None = None) -> dict[str, Path]:
@@ -79,7 +66,7 @@ def write_figures(run_dir: str | Path, model=None, data=None, kinds: Iterable[st
     (binarized as the run was); ``dims`` picks the manifold's latent pair (default:
     the two with the largest KL).
     """
-    from ..checkpoint import load, load_run_config
+    from ..checkpoint import load, load_run_config, read_metrics
     from ..data import DATASETS, load_dataset, prepare
     from ..evaluate import kl_per_dimension, unit_activity
 
@@ -101,7 +88,7 @@ def write_figures(run_dir: str | Path, model=None, data=None, kinds: Iterable[st
         for d in dims:
             if not 0 <= d < model.latent_dim:
                 raise VaekitError(f"--dims {dims[0]} {dims[1]}: the latent has dimensions 0..{model.latent_dim - 1}")
-    history = _read_history(run_dir)
+    history = read_metrics(run_dir)
     written: dict[str, Path] = {}
     kl_dims = activity = None
     if data is not None and any(k in kinds for k in ("manifold", "kl", "report")):
