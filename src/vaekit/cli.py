@@ -316,18 +316,12 @@ def cmd_reconstruct(a) -> int:
 
 
 def cmd_plot(a) -> int:
-    from .data import load_dataset, prepare
     from .plots import write_figures
 
-    cfg = _run_config_for_data(a.run_dir, None, _abs_dir(a.data_dir))
-    kinds = a.kind or None
-    data = None
-    if kinds is None or set(kinds) & {"manifold", "scatter", "recon", "interpolation", "kl", "report"}:
-        data = prepare(load_dataset(cfg.data.name, "valid", cfg.data.data_dir), cfg.data.binarize)
     out = Path(a.out) if a.out else Path(a.run_dir)
     if a.out:
         out.mkdir(parents=True, exist_ok=True)
-    written = write_figures(a.run_dir, data=data, kinds=kinds, out_dir=out,
+    written = write_figures(a.run_dir, kinds=a.kind or None, out_dir=out, data_dir=_abs_dir(a.data_dir),
                             dims=tuple(a.dims) if a.dims else None, projection=a.projection,
                             log=lambda m: print(m, file=sys.stderr))
     for path in written.values():

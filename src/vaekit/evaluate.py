@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from .bounds import StreamingLogMeanExp, bits_per_dim
 from .errors import VaekitError
+from .kl import gaussian_kl_per_dim
 
 # decoder outputs held at once: chunk_samples * batch_images * D <= this (8 MB in float32:
 # small enough to stay in cache; 2^21 ran about twice as fast as 2^25 on a 2-core CPU)
@@ -107,8 +108,7 @@ def kl_per_dimension(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Te
     total = torch.zeros(model.latent_dim, dtype=torch.float64)
     for i in range(0, x.shape[0], batch_size):
         q = model.encode(x[i : i + batch_size])
-        per_dim = 0.5 * (p.logvar - q.logvar + (q.logvar.exp() + (q.mu - p.mu).pow(2)) * torch.exp(-p.logvar) - 1)
-        total += per_dim.double().sum(0).cpu()
+        total += gaussian_kl_per_dim(q.mu, q.logvar, p.mu, p.logvar).double().sum(0).cpu()
     return (total / x.shape[0]).float()
 
 

@@ -25,7 +25,7 @@ import torch
 
 from .errors import VaekitError
 
-__all__ = ["discrete_kl", "gaussian_kl", "monte_carlo_kl"]
+__all__ = ["discrete_kl", "gaussian_kl", "gaussian_kl_per_dim", "monte_carlo_kl"]
 
 
 def discrete_kl(pk: Any, qk: Any, base: float | None = None, axis: int = 0):
@@ -64,6 +64,19 @@ def discrete_kl(pk: Any, qk: Any, base: float | None = None, axis: int = 0):
     return out[()] if out.ndim == 0 else out
 
 
+def gaussian_kl_per_dim(
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    mu_p: torch.Tensor | float = 0.0,
+    logvar_p: torch.Tensor | float = 0.0,
+) -> torch.Tensor:
+    """KL(N(mu, e^logvar) || N(mu_p, e^logvar_p)) per dimension, in nats (same shape as ``mu``)."""
+    mu_p = torch.as_tensor(mu_p, dtype=mu.dtype, device=mu.device)
+    logvar_p = torch.as_tensor(logvar_p, dtype=mu.dtype, device=mu.device)
+    # 0.5 * [log(s_p^2 / s^2) + (s^2 + (mu - mu_p)^2) / s_p^2 - 1]
+    return 0.5 * (logvar_p - logvar + (torch.exp(logvar) + (mu - mu_p).pow(2)) * torch.exp(-logvar_p) - 1.0)
+
+
 def gaussian_kl(
     mu: torch.Tensor,
     logvar: torch.Tensor,
@@ -75,13 +88,7 @@ def gaussian_kl(
     Summed over the last dimension, so ``[B, D]`` inputs give ``[B]``. With the
     default ``mu_p = 0, logvar_p = 0`` this is the KL to the standard normal prior.
     """
-    mu_p = torch.as_tensor(mu_p, dtype=mu.dtype, device=mu.device)
-    logvar_p = torch.as_tensor(logvar_p, dtype=mu.dtype, device=mu.device)
-    # 0.5 * [log(s_p^2 / s^2) + (s^2 + (mu - mu_p)^2) / s_p^2 - 1], per dimension
-    per_dim = 0.5 * (
-        logvar_p - logvar + (torch.exp(logvar) + (mu - mu_p).pow(2)) * torch.exp(-logvar_p) - 1.0
-    )
-    return per_dim.sum(dim=-1)
+    return gaussian_kl_per_dim(mu, logvar, mu_p, logvar_p).sum(dim=-1)
 
 
 def monte_carlo_kl(q: Any, p: Any, n_samples: int = 1000, return_stderr: bool = False):

@@ -59,11 +59,12 @@ def top_kl_dims(kl_per_dim: torch.Tensor) -> tuple[int, int]:
 
 def write_figures(run_dir: str | Path, model=None, data=None, kinds: Iterable[str] | None = None,
                   out_dir: str | Path | None = None, dims: tuple[int, int] | None = None,
-                  projection: str = "pca", log: Callable[[str], None] | None = None) -> dict[str, Path]:
+                  projection: str = "pca", log: Callable[[str], None] | None = None,
+                  data_dir: str | Path | None = None) -> dict[str, Path]:
     """Draw the figures ``kinds`` (default: all) of a run into ``out_dir`` (default: the run directory).
 
     ``model`` defaults to the run's best checkpoint and ``data`` to its valid split
-    (binarized as the run was); ``dims`` picks the manifold's latent pair (default:
+    (binarized as the run was), read from ``data_dir`` if given; ``dims`` picks the manifold's latent pair (default:
     the two with the largest KL).
     """
     from ..checkpoint import load, load_run_config, read_metrics
@@ -83,7 +84,7 @@ def write_figures(run_dir: str | Path, model=None, data=None, kinds: Iterable[st
     config = load_run_config(run_dir)
     model = model if model is not None else load(run_dir)
     if data is None and any(k in kinds for k in ("manifold", "scatter", "recon", "interpolation", "kl", "report")):
-        data = prepare(load_dataset(config.data.name, "valid", config.data.data_dir), config.data.binarize)
+        data = prepare(load_dataset(config.data.name, "valid", data_dir or config.data.data_dir), config.data.binarize)
     if dims is not None:
         for d in dims:
             if not 0 <= d < model.latent_dim:
