@@ -26,7 +26,7 @@ FORMAT_VERSION = 1
 BINARIZE_CHOICES = ("none", "dynamic", "static")
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def _check(cond: bool, msg: str) -> None:

@@ -26,28 +26,67 @@ from .kl import gaussian_kl_per_dim
 MAX_ELEMENTS = 1 << 21
 
 
+def _device(model) -> torch.device:
+    return next(iter(model.parameters()), torch.empty(0)).device
+
+
 @torch.inference_mode()
-def elbo_terms(model, x: torch.Tensor, batch_size: int = 1000, n_samples: int = 1) -> dict[str, float]:
-    """Mean ELBO, reconstruction term and KL over the images ``x [N, D]``."""
+def elbo_sums(model, x: torch.Tensor, batch_size: int = 1000, n_samples: int = 1) -> torch.Tensor:
+    """Summed ELBO, reconstruction term and KL over the images ``x [N, D]``: float64 ``[3]`` on the CPU."""
     was_training = model.training
     model.eval()
+    dev = _device(model)
     totals = torch.zeros(3, dtype=torch.float64)
     for i in range(0, x.shape[0], batch_size):
-        t = model(x[i : i + batch_size], n_samples=n_samples)
-        totals += torch.stack([t.elbo.sum(), t.reconstruction.sum(), t.kl.sum()]).double().cpu()
+        t = model(x[i : i + batch_size].to(dev), n_samples=n_samples)
+        totals += torch.stack([t.elbo.sum(), t.reconstruction.sum(), t.kl.sum()]).cpu().double()
     model.train(was_training)
-    elbo, rec, kl = (totals / x.shape[0]).tolist()
+    return totals
+
+
+def elbo_terms(model, x: torch.Tensor, batch_size: int = 1000, n_samples: int = 1) -> dict[str, float]:
+    """Mean ELBO, reconstruction term and KL over the images ``x [N, D]``."""
+    elbo, rec, kl = (elbo_sums(model, x, batch_size, n_samples) / x.shape[0]).tolist()
     return {"elbo": elbo, "reconstruction": rec, "kl": kl}
 
 
 @torch.inference_mode()
+def _nll_per_image(model, x: torch.Tensor, iw_samples: int, batch_size: int, bar) -> tuple[torch.Tensor, float, float]:
+    """-log p(x) estimates ``[N]`` (float64, CPU) and the summed reconstruction term and KL."""
+    n, d = x.shape
+    dev = _device(model)
+    chunk = max(1, min(iw_samples, MAX_ELEMENTS // (batch_size * d)))
+    nll = torch.empty(n, dtype=torch.float64)
+    rec_sum = kl_sum = 0.0
+    for i in range(0, n, batch_size):
+        xb = x[i : i + batch_size].to(dev)
+        q = model.encode(xb)
+        kl_sum += float(model.kl(q).sum())
+        acc = StreamingLogMeanExp()
+        rec_b = torch.zeros(xb.shape[0], dtype=torch.float64)
+        for k in range(0, iw_samples, chunk):
+            log_w, log_px_z = model.log_weights(xb, min(chunk, iw_samples - k), q=q)
+            acc.update(log_w.double() if dev.type != "mps" else log_w)
+            rec_b += (log_px_z if dev.type == "mps" else log_px_z.double()).sum(0).cpu().double()
+        nll[i : i + xb.shape[0]] = -acc.result().cpu().double()
+        rec_sum += float(rec_b.sum()) / iw_samples
+        bar.update(xb.shape[0])
+    return nll, rec_sum, kl_sum
+
+
+@torch.inference_mode()
 def evaluate(model, x: torch.Tensor, iw_samples: int = 1000, batch_size: int = 100,
-             seed: int = 0, progress: bool = False) -> dict[str, Any]:
+             seed: int = 0, progress: bool = False, context=None) -> dict[str, Any]:
     """ELBO terms and the importance-weighted NLL estimate over images ``x [N, D]``.
 
     Returns a dict with ``elbo``, ``reconstruction``, ``kl`` (nats per image),
     ``nll`` and ``nll_stderr`` (standard error over images), ``bits_per_dim``,
-    ``iw_samples`` and ``n_images``.
+    ``iw_samples`` and ``n_images``. The images go to the model's device batch by batch.
+
+    ``context`` (a :class:`vaekit.distributed.Context` of several processes): each
+    rank evaluates its contiguous share of the images, rank r with seed ``seed + r``
+    (rank 0's share is seeded as a single process would seed the whole), and every rank
+    returns the result over all images.
     """
     if not isinstance(iw_samples, int) or iw_samples < 1:
         raise VaekitError(f"iw_samples (K) must be a whole number >= 1, got {iw_samples!r}")
@@ -56,33 +95,28 @@ def evaluate(model, x: torch.Tensor, iw_samples: int = 1000, batch_size: int = 1
     n, d = x.shape
     if n == 0:
         raise VaekitError("nothing to evaluate: the data holds no images")
+    distributed = context is not None and context.distributed
+    rank = context.rank if distributed else 0
+    if distributed:
+        from .distributed import shard
+
+        x = x[shard(n, context.world_size, rank)]
     was_training = model.training
     model.eval()
     gen_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    chunk = max(1, min(iw_samples, MAX_ELEMENTS // (batch_size * d)))
-    nll = torch.empty(n, dtype=torch.float64)
-    rec_sum = kl_sum = 0.0
-    bar = tqdm(total=n, desc=f"evaluate (K={iw_samples})", unit="img", disable=None if progress else True,
-               leave=False)
+    torch.manual_seed(seed + rank)
+    bar = tqdm(total=x.shape[0], desc=f"evaluate (K={iw_samples})", unit="img",
+               disable=None if progress and rank == 0 else True, leave=False)
     try:
-        for i in range(0, n, batch_size):
-            xb = x[i : i + batch_size]
-            q = model.encode(xb)
-            kl_sum += float(model.kl(q).sum())
-            acc = StreamingLogMeanExp()
-            rec_b = torch.zeros(xb.shape[0], dtype=torch.float64)
-            for k in range(0, iw_samples, chunk):
-                log_w, log_px_z = model.log_weights(xb, min(chunk, iw_samples - k), q=q)
-                acc.update(log_w.double())
-                rec_b += log_px_z.double().sum(0).cpu()
-            nll[i : i + xb.shape[0]] = -acc.result().cpu()
-            rec_sum += float(rec_b.sum()) / iw_samples
-            bar.update(xb.shape[0])
+        nll, rec_sum, kl_sum = _nll_per_image(model, x, iw_samples, batch_size, bar)
     finally:
         bar.close()
         torch.random.set_rng_state(gen_state)
         model.train(was_training)
+    if distributed:
+        parts = context.all_gather((nll, rec_sum, kl_sum))
+        nll = torch.cat([p[0] for p in parts])
+        rec_sum, kl_sum = sum(p[1] for p in parts), sum(p[2] for p in parts)
     rec, kl = rec_sum / n, kl_sum / n
     mean_nll = float(nll.mean())
     return {

@@ -22,9 +22,10 @@ from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
 from .config import RunConfig
+from .distributed import Context, setup, shard
 from .data import Dataset, binarize, load_dataset, prepare
 from .errors import CheckpointError, DataError, DivergenceError, VaekitError
-from .evaluate import elbo_terms
+from .evaluate import elbo_sums
 from .models import VAE, build_model
 from .plots import FILES as PLOT_FILES
 from .plots.animation import frame_paths, save_frame
@@ -136,26 +137,31 @@ def _check_same_run(saved: RunConfig, given: RunConfig, run_dir: Path) -> None:
                           f"only {', '.join(RESUMABLE_CHANGES)} may change on resume")
 
 
-def make_step_loss(model: VAE, n_samples: int = 1, precision: str = "fp32", compile: bool = False):
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def make_step_loss(model: torch.nn.Module, n_samples: int = 1, precision: str = "fp32", compile: bool = False):
     """The per-batch function of the training step: ``xb -> (sum of log p(x|z), sum of KL)`` over the batch.
 
-    ``precision="bf16"`` runs it under bfloat16 autocast (the products; the model returns
-    float32); ``compile=True`` hands it to ``torch.compile``, which fuses its elementwise
-    work (about +20% with bf16 on a 2-core CPU, nothing measurable in float32).
+    ``model`` is the VAE, or its ``DistributedDataParallel`` wrapper. ``precision="bf16"``
+    or ``"fp16"`` runs it under autocast (the products; the model returns float32);
+    ``compile=True`` hands it to ``torch.compile``, which fuses its elementwise work
+    (about +20% with bf16 on a 2-core CPU, nothing measurable in float32).
     """
-    bf16 = precision == "bf16"
+    dtype = AUTOCAST_DTYPES[precision]
 
     def step_loss(xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.autocast(device_type=xb.device.type, dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device_type=xb.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             terms = model(xb, n_samples=n_samples)
         return terms.reconstruction.sum(), terms.kl.sum()
 
     return torch.compile(step_loss) if compile else step_loss
 
 
-def _train_epoch(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, batch_size: int,
+def _train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, batch_size: int,
                  n_samples: int, bar, beta: float = 1.0, grad_clip: float = 0.0,
-                 where: tuple[int, int] = (0, 0), precision: str = "fp32", step_loss=None) -> tuple[torch.Tensor, int]:
+                 where: tuple[int, int] = (0, 0), precision: str = "fp32", step_loss=None,
+                 ctx: Context | None = None, scaler: torch.amp.GradScaler | None = None) -> tuple[torch.Tensor, int]:
     """One pass over ``x`` (already shuffled) in contiguous batches; summed ELBO terms ``[3]`` and steps.
 
     The loss is -(reconstruction - beta * KL) per image; the sums are of the true ELBO
@@ -164,34 +170,57 @@ def _train_epoch(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, 
     :class:`DivergenceError` before the optimiser touches the weights; ``where`` is
     (epoch, steps before this epoch), for the message. ``step_loss`` (from
     :func:`make_step_loss`) computes the batch's sums; by default one for ``precision``.
+
+    Several processes (``ctx.world_size`` > 1, ``model`` wrapped in
+    DistributedDataParallel): ``batch_size`` is the global batch; each rank takes its
+    contiguous share of every batch (:func:`vaekit.distributed.shard`) and scales its loss
+    so that the averaged gradient is that of the whole batch's mean; the returned sums
+    are this rank's, and the divergence check is agreed by all ranks. ``scaler``: a
+    gradient scaler (fp16), which skips steps whose scaled gradients overflowed.
     """
     n = x.shape[0]
-    rec_total = torch.zeros((), dtype=torch.float64)
-    kl_total = torch.zeros((), dtype=torch.float64)
+    world, rank = (ctx.world_size, ctx.rank) if ctx else (1, 0)
+    acc_dtype = torch.float32 if x.device.type == "mps" else torch.float64  # MPS has no float64
+    rec_total = torch.zeros((), dtype=acc_dtype, device=x.device)
+    kl_total = torch.zeros((), dtype=acc_dtype, device=x.device)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     step_loss = step_loss or make_step_loss(model, n_samples, precision)
     steps = 0
     for i in range(0, n, batch_size):
         xb = x[i : i + batch_size]
+        b = xb.shape[0]
+        if world > 1:
+            xb = xb[shard(b, world, rank)]
         rec, kl = step_loss(xb)
-        loss = (kl - rec if beta == 1.0 else beta * kl - rec) / xb.shape[0]
-        if not torch.isfinite(loss):  # one host read; on a CPU it costs microseconds
-            raise DivergenceError(f"the loss became {loss.item()} at epoch {where[0]}, step {where[1] + steps + 1}")
+        loss = (kl - rec if beta == 1.0 else beta * kl - rec) / (b / world)
+        bad = not torch.isfinite(loss)  # one host read; on a CPU it costs microseconds
+        if bad if world == 1 else ctx.any(bad):
+            raise DivergenceError(f"the loss became {loss.item() if bad else 'not finite on another process'} "
+                                  f"at epoch {where[0]}, step {where[1] + steps + 1}")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if scaler is None:
+            loss.backward()
+        else:
+            scaler.scale(loss).backward()
+            if grad_clip:
+                scaler.unscale_(optimizer)
         if grad_clip:
             norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
-            if not torch.isfinite(norm):
+            if scaler is None and not torch.isfinite(norm):  # with a scaler, overflow skips the step
                 raise DivergenceError(f"the gradient norm became {norm.item()} at epoch {where[0]}, "
                                       f"step {where[1] + steps + 1}")
-        optimizer.step()
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)
+            scaler.update()
         steps += 1
         rec_total += rec.detach()
         kl_total += kl.detach()
         bar.update(1)
         if bar.n % 25 == 0 and not bar.disable:  # one host read per 25 steps, for the display
-            bar.set_postfix(elbo=f"{(rec_total - kl_total).item() / min(n, i + batch_size):.2f}")
-    return torch.stack([rec_total - kl_total, rec_total, kl_total]).float(), steps
+            bar.set_postfix(elbo=f"{(rec_total - kl_total).item() / min(n, i + batch_size) * world:.2f}")
+    return torch.stack([rec_total - kl_total, rec_total, kl_total]), steps
 
 
 class _TensorBoard:
@@ -225,9 +254,47 @@ class _TensorBoard:
         self.writer.close()
 
 
+def _rng_states(ctx: Context, data_gen: torch.Generator) -> dict[str, torch.Tensor] | None:
+    """This process's random states (CPU, and CUDA when it draws there); with several
+    processes every rank's, gathered on rank 0 (a collective: every rank calls it)."""
+    mine = {"torch": torch.get_rng_state()}
+    if ctx.device.type == "cuda":
+        mine["cuda"] = torch.cuda.get_rng_state(ctx.device)
+    states = ctx.gather(mine)
+    if not ctx.is_main:
+        return None
+    rng = {"data": data_gen.get_state(), **states[0]}
+    for r, st in enumerate(states[1:], start=1):
+        rng.update({f"{k}.rank{r}": v for k, v in st.items()})
+    return rng
+
+
+def _set_rng_states(ctx: Context, rng: dict[str, torch.Tensor], saved_world: int, seed: int, epoch: int,
+                    log: Callable[[str], None]) -> None:
+    suffix = f".rank{ctx.rank}" if ctx.rank else ""
+    if saved_world == ctx.world_size and f"torch{suffix}" in rng:
+        torch.set_rng_state(rng[f"torch{suffix}"])
+        if ctx.device.type == "cuda" and f"cuda{suffix}" in rng:
+            torch.cuda.set_rng_state(rng[f"cuda{suffix}"], ctx.device)
+    else:  # another number of processes: the sampling noise cannot continue as it was
+        log(f"note: the run was saved by {saved_world} process(es) and resumes with {ctx.world_size}; the sampling "
+            "noise starts afresh, so the result will not be bit-identical to an uninterrupted run")
+        torch.manual_seed(seed + 1_000_003 * ctx.rank + 7919 * epoch)
+
+
+def _to_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
 def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool = False,
           progress: bool | None = None, plots: bool = True, frame_every: int | None = None,
-          tensorboard: bool = False, compile: bool = False,
+          tensorboard: bool = False, compile: bool = False, device: str | torch.device = "auto",
           log: Callable[[str], None] = print) -> TrainResult:
     """Train the VAE described by ``config``, writing the run directory ``out``.
 
@@ -237,6 +304,12 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
     run, ``ceil(epochs / 50)``) and every figure at the end (see :mod:`vaekit.plots`);
     ``tensorboard`` also logs to ``RUN_DIR/tensorboard``; ``compile`` runs the step's
     forward pass through ``torch.compile`` (a one-off compilation of 5-15 s).
+    ``device``: ``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda`` or ``mps``.
+
+    Launched by ``torchrun`` with several processes, every process calls this with the
+    same arguments: gradients are averaged by DistributedDataParallel, each rank trains
+    on its share of every global batch of ``train.batch_size`` images, metrics are
+    summed over ranks, and only rank 0 writes files and calls ``log``.
     Returns the model with the best valid ELBO (as :func:`vaekit.load` would) and
     the metrics history.
     """
@@ -244,111 +317,163 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
         frame_every = max(1, math.ceil(config.train.epochs / 50))
     if not isinstance(frame_every, int) or frame_every < 1:
         raise VaekitError(f"frame_every must be a whole number >= 1, got {frame_every!r}")
+    ctx = setup(device)
+    if not ctx.is_main:
+        log, progress, tensorboard = (lambda m: None), False, False
     run_dir = Path(out)
-    _check_run_dir(run_dir, resume, force)
-    if resume:
-        _check_same_run(ckpt.load_run_config(run_dir), config, run_dir)
     cfg = config
     tc = cfg.train
-    train_ds, valid_ds = load_splits(cfg)  # before anything is written: bad data changes nothing
-    if tensorboard:
-        _TensorBoard.check_installed()
+    if ctx.distributed and tc.batch_size < ctx.world_size:
+        raise VaekitError(f"batch size {tc.batch_size} is smaller than the {ctx.world_size} processes; the batch "
+                          "size is the global one, split across processes: pass --batch-size "
+                          f"{ctx.world_size} or more")
+
+    def check_and_load():
+        _check_run_dir(run_dir, resume, force)
+        if resume:
+            _check_same_run(ckpt.load_run_config(run_dir), config, run_dir)
+        splits = load_splits(cfg)  # before anything is written: bad data changes nothing
+        if tensorboard:
+            _TensorBoard.check_installed()
+        return splits
+
+    # rank 0 checks (and downloads, if it must) first; the others load once it succeeded
+    splits = ctx.on_main(check_and_load, share=False)
+    train_ds, valid_ds = splits if ctx.is_main else load_splits(cfg)
 
     torch.manual_seed(tc.seed)
-    data_gen = torch.Generator().manual_seed(tc.seed)
-    model = build_model(cfg.model, train_ds.image_shape)
+    data_gen = torch.Generator().manual_seed(tc.seed)  # the same on every rank: one shuffle for all
+    model = build_model(cfg.model, train_ds.image_shape).to(ctx.device)
+    if ctx.rank:  # every rank starts from the same weights, then draws its own noise
+        torch.manual_seed(tc.seed + 1_000_003 * ctx.rank)
     optimizer = make_optimizer(cfg, model)
+    scaler = torch.amp.GradScaler(ctx.device.type) if tc.precision == "fp16" else None
     history: list[dict[str, Any]] = []
     start_epoch, step, best, best_epoch, elapsed = 0, 0, -math.inf, 0, 0.0
     last_total = 0.0  # wall time of the last whole epoch (training, validation, frame, checkpoint)
     if resume:
         last = run_dir / ckpt.LAST_FILE
-        rng, meta = ckpt.load_training_state(last, model, optimizer)
+
+        def read_state():
+            rng, meta = ckpt.load_training_state(last, model, optimizer)
+            if ctx.distributed:  # the other ranks get it from rank 0: no shared file system needed
+                return _to_cpu((model.state_dict(), optimizer.state_dict(), rng, meta))
+            return None, None, rng, meta
+
+        weights, opt_state, rng, meta = ctx.on_main(read_state)
+        if not ctx.is_main:
+            model.load_state_dict(weights)
+            optimizer.load_state_dict(opt_state)
         try:
-            torch.set_rng_state(rng["torch"])
-            data_gen.set_state(rng["data"])
             start_epoch, step = int(meta["epoch"]), int(meta["step"])
+            data_gen.set_state(rng["data"])
+            _set_rng_states(ctx, rng, int(meta.get("world_size", 1)), tc.seed, start_epoch, log)
             best = float(meta["best_valid_elbo"])
             best_epoch, elapsed = int(meta.get("best_epoch", start_epoch)), float(meta.get("elapsed_seconds", 0.0))
             last_total = elapsed / max(1, start_epoch)
+            if scaler is not None and "grad_scaler" in meta:
+                scaler.load_state_dict(meta["grad_scaler"])
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{last}: trainer state is incomplete ({e}); it cannot be resumed") from None
-        history = ckpt.read_metrics(run_dir, upto_epoch=start_epoch)
+        history = ctx.on_main(lambda: ckpt.read_metrics(run_dir, upto_epoch=start_epoch))
         log(f"resuming {run_dir} after epoch {start_epoch}")
-    _start_run_dir(run_dir, resume)
-    ckpt.save_config(run_dir, cfg)
+    if ctx.is_main:
+        _start_run_dir(run_dir, resume)
+        ckpt.save_config(run_dir, cfg)
     board = _TensorBoard(run_dir) if tensorboard else None
 
     n, bs = len(train_ds), tc.batch_size
-    step_loss = make_step_loss(model, tc.n_samples, tc.precision, compile)
+    net = model
+    if ctx.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
+    step_loss = make_step_loss(net, tc.n_samples, tc.precision, compile)
+    valid_x = valid_ds.x[shard(len(valid_ds), ctx.world_size, ctx.rank)].to(ctx.device)
     if start_epoch == 0:
         log(f"data: {cfg.describe_data()}: {n} train / {len(valid_ds)} valid images")
         log(f"model: {cfg.model.arch} {train_ds.dim}-{'-'.join(map(str, cfg.model.hidden))}-{cfg.model.latent_dim}, "
             f"{model.decoder.likelihood.describe()}, {sum(p.numel() for p in model.parameters()):,} parameters")
-        if plots:
+        if ctx.distributed:
+            log(f"{ctx.world_size} processes on {ctx.device.type}: {bs} images per step in all, "
+                f"{bs // ctx.world_size}-{-(-bs // ctx.world_size)} per process")
+        elif ctx.device.type != "cpu":
+            log(f"device: {ctx.device}")
+        if plots and ctx.is_main:
             save_frame(run_dir, model, 0, None)  # the untrained decoder opens the animation
     model.train()
     try:
         for epoch in range(start_epoch + 1, tc.epochs + 1):
+            stop = None
             if tc.patience and epoch - 1 - best_epoch >= tc.patience:
-                log(f"early stop: no better valid ELBO for {tc.patience} epochs (best {best:.2f} at epoch {best_epoch})")
-                break
-            if tc.max_minutes and elapsed + last_total > 60 * tc.max_minutes:
-                log(f"time budget: {elapsed / 60:.1f} of {tc.max_minutes:g} minutes used, another epoch would pass it")
+                stop = f"early stop: no better valid ELBO for {tc.patience} epochs (best {best:.2f} at epoch {best_epoch})"
+            elif tc.max_minutes and elapsed + last_total > 60 * tc.max_minutes:
+                stop = f"time budget: {elapsed / 60:.1f} of {tc.max_minutes:g} minutes used, another epoch would pass it"
+            stop = ctx.broadcast(stop)  # rank 0's clock decides for all
+            if stop:
+                log(stop)
                 break
             t0 = time.perf_counter()
             lr, beta = learning_rate(cfg, epoch), kl_weight(cfg, epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x = binarize(train_ds.x, generator=data_gen) if cfg.data.binarize == "dynamic" else train_ds.x
-            x = x[torch.randperm(n, generator=data_gen)]  # contiguous batches after one shuffle
+            x = x[torch.randperm(n, generator=data_gen)].to(ctx.device)  # contiguous batches after one shuffle
             with tqdm(total=math.ceil(n / bs), desc=f"epoch {epoch}/{tc.epochs}", unit="batch", leave=False,
                       disable=(not progress) if progress is not None else None) as bar:
                 try:
-                    sums, steps = _train_epoch(model, optimizer, x, bs, tc.n_samples, bar, beta,
-                                               tc.grad_clip, (epoch, step), step_loss=step_loss)
+                    sums, steps = _train_epoch(net, optimizer, x, bs, tc.n_samples, bar, beta,
+                                               tc.grad_clip, (epoch, step), step_loss=step_loss, ctx=ctx,
+                                               scaler=scaler)
                 except DivergenceError as e:
                     kept = f"the last good checkpoint (epoch {epoch - 1}) is kept in {run_dir}" if epoch > 1 \
                         else "no epoch finished, so there is no checkpoint"
+                    hint = "--precision fp32, " if tc.precision == "fp16" else ""
                     raise DivergenceError(
-                        f"training diverged: {e}; {kept}. Try a lower --lr (now {lr:g}), "
+                        f"training diverged: {e}; {kept}. Try a lower --lr (now {lr:g}), {hint}"
                         f"--warmup-epochs, or --grad-clip (e.g. 10)") from None
             step += steps
-            train_elbo, train_rec, train_kl = (sums / n).tolist()
+            train_elbo, train_rec, train_kl = (ctx.all_reduce_sum(sums) / n).tolist()
             if not math.isfinite(train_elbo):
                 raise DivergenceError(
                     f"training diverged in epoch {epoch} (the ELBO became {train_elbo}); the last good "
                     f"checkpoint is kept in {run_dir}: try a lower --lr"
                 )
             seconds = time.perf_counter() - t0
-            valid = elbo_terms(model, valid_ds.x)
+            valid_elbo, valid_rec, valid_kl = (ctx.all_reduce_sum(elbo_sums(model, valid_x)) / len(valid_ds)).tolist()
             row = {"epoch": epoch, "step": step,
                    "train_elbo": train_elbo, "train_reconstruction": train_rec, "train_kl": train_kl,
-                   "valid_elbo": valid["elbo"], "valid_reconstruction": valid["reconstruction"],
-                   "valid_kl": valid["kl"], "lr": lr, "kl_weight": beta,
+                   "valid_elbo": valid_elbo, "valid_reconstruction": valid_rec,
+                   "valid_kl": valid_kl, "lr": lr, "kl_weight": beta,
                    "epoch_seconds": seconds, "images_per_second": n / seconds}
             frame = None
-            if plots and (epoch % frame_every == 0 or epoch == tc.epochs):
+            if plots and ctx.is_main and (epoch % frame_every == 0 or epoch == tc.epochs):
                 t1 = time.perf_counter()
-                frame = save_frame(run_dir, model, epoch, valid["elbo"])
+                frame = save_frame(run_dir, model, epoch, valid_elbo)
                 row["frame_seconds"] = time.perf_counter() - t1
             history.append(row)
-            if valid["elbo"] > best:
-                best, best_epoch = valid["elbo"], epoch
-                ckpt.save_weights(run_dir / ckpt.BEST_FILE, model, epoch=epoch, valid_elbo=best)
-            last_total = time.perf_counter() - t0
-            elapsed += last_total
-            row["elapsed_seconds"] = elapsed
-            # metrics first: a kill between the two files leaves a row that resume drops and redoes
-            ckpt.atomic_write_text(run_dir / ckpt.METRICS_FILE, "".join(json.dumps(h) + "\n" for h in history))
-            ckpt.save_training_state(run_dir / ckpt.LAST_FILE, model, optimizer,
-                                     {"torch": torch.get_rng_state(), "data": data_gen.get_state()},
-                                     epoch=epoch, step=step, best_valid_elbo=best, best_epoch=best_epoch,
-                                     elapsed_seconds=elapsed)
+            improved = valid_elbo > best
+            if improved:
+                best, best_epoch = valid_elbo, epoch
+            rng = _rng_states(ctx, data_gen)  # collective: before rank 0 writes
+            if ctx.is_main:
+                if improved:
+                    ckpt.save_weights(run_dir / ckpt.BEST_FILE, model, epoch=epoch, valid_elbo=best)
+                last_total = time.perf_counter() - t0
+                elapsed += last_total
+                row["elapsed_seconds"] = elapsed
+                # metrics first: a kill between the two files leaves a row that resume drops and redoes
+                ckpt.atomic_write_text(run_dir / ckpt.METRICS_FILE, "".join(json.dumps(h) + "\n" for h in history))
+                extra = {"grad_scaler": scaler.state_dict()} if scaler is not None else {}
+                if ctx.distributed:
+                    extra["world_size"] = ctx.world_size
+                ckpt.save_training_state(run_dir / ckpt.LAST_FILE, model, optimizer, rng,
+                                         epoch=epoch, step=step, best_valid_elbo=best, best_epoch=best_epoch,
+                                         elapsed_seconds=elapsed, **extra)
             if board:
                 board.epoch(row, frame)
-            log(f"epoch {epoch:3d}/{tc.epochs}  train ELBO {train_elbo:8.2f}  valid ELBO {valid['elbo']:8.2f} "
-                f"(rec {valid['reconstruction']:8.2f}, KL {valid['kl']:6.2f})  {n / seconds:,.0f} img/s")
+            log(f"epoch {epoch:3d}/{tc.epochs}  train ELBO {train_elbo:8.2f}  valid ELBO {valid_elbo:8.2f} "
+                f"(rec {valid_rec:8.2f}, KL {valid_kl:6.2f})  {n / seconds:,.0f} img/s")
     except KeyboardInterrupt:
         done = history[-1]["epoch"] if history else start_epoch
         log(f"interrupted: epoch {done} is the last saved in {run_dir}; continue with --resume --out {run_dir}")
@@ -358,11 +483,21 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
             board.close()
     if start_epoch >= tc.epochs:
         log(f"{run_dir} already finished {start_epoch} epochs; pass a larger --epochs to train on")
-    best_model = ckpt.load(run_dir)
-    if plots:
-        from .plots import write_figures
 
-        write_figures(run_dir, best_model, valid_ds, log=log)
+    def finish():
+        best_model = ckpt.load(run_dir)
+        if plots:
+            from .plots import write_figures
+
+            write_figures(run_dir, best_model, valid_ds, log=log)
+        return best_model.state_dict() if ctx.distributed else best_model
+
+    best_model = ctx.on_main(finish)
+    if ctx.distributed:  # every rank returns the best weights, read by rank 0
+        state, best_model = best_model, build_model(cfg.model, train_ds.image_shape)
+        best_model.load_state_dict(state)
+        best_model.config = cfg
+        best_model.eval()
     return TrainResult(run_dir, best_model, history)
 
 
