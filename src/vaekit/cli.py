@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import BINARIZE_CHOICES, LR_SCHEDULES, OPTIMIZERS, PRECISIONS, RunConfig, load_toml
+from .distributed import DEVICES, teardown
 from .errors import VaekitError
 
 EPILOG = """examples:
@@ -105,8 +106,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--patience", type=int, metavar="N", default=None,
                    help="stop after N epochs without a better valid ELBO (default: 0, never)")
     g.add_argument("--precision", choices=PRECISIONS, default=None,
-                   help="fp32, or bf16: matrix products in bfloat16 under autocast, ~1.7x faster on CPUs with "
-                        "AVX512-BF16 or AMX; weights, likelihood and reported numbers stay float32 (default: fp32)")
+                   help="fp32; bf16: matrix products in bfloat16 under autocast, ~1.7x faster on CPUs with "
+                        "AVX512-BF16 or AMX and on recent GPUs; fp16: float16 products with a gradient scaler, "
+                        "for GPUs without bf16. Weights, likelihood and reported numbers stay float32 "
+                        "(default: fp32)")
     g.add_argument("--compile", action="store_true",
                    help="compile the training step with torch.compile (needs a C++ compiler; 5-15 s once; "
                         "about +20%% with --precision bf16 on a 2-core CPU, no gain measured in fp32)")
@@ -114,6 +117,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="rescale gradients whose global norm exceeds F (default: 0, off)")
     g.add_argument("--max-minutes", type=float, metavar="F", default=None,
                    help="stop before an epoch that would end past F minutes of training (default: 0, no limit)")
+    g.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where to train: auto picks cuda, then mps, then cpu; under torchrun each process takes "
+                        "the GPU of its local rank (default: auto)")
     g = t.add_argument_group("run directory")
     g.add_argument("--out", metavar="RUN_DIR", default=None,
                    help="where to write the run (default: runs/DATA-YYYYmmdd-HHMMSS)")
@@ -146,6 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", choices=("best", "last"), default="best",
                    help="best valid ELBO (model.safetensors) or the last epoch")
     e.add_argument("--seed", type=int, default=0, help="seed of the importance samples")
+    e.add_argument("--device", choices=DEVICES, default="auto", help="auto: cuda, then mps, then cpu")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -190,6 +197,7 @@ def _positive(value: int, name: str) -> None:
 
 def cmd_train(a) -> int:
     from .checkpoint import load_run_config
+    from .distributed import setup
     from .train import train
 
     a.data_dir = _abs_dir(a.data_dir)
@@ -214,13 +222,17 @@ def cmd_train(a) -> int:
                     raise VaekitError(f"{a.config}: '{sec}' must be a table")
                 d[sec][key] = given[dest]
         cfg = RunConfig.from_dict(d, source=a.config or "options")
-    out = a.out or f"runs/{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    t0 = time.perf_counter()
     if a.frame_every is not None:
         _positive(a.frame_every, "--frame-every")
+    ctx = setup(a.device)
+    # under torchrun every process needs the same folder: rank 0's clock names it
+    out = a.out or ctx.broadcast(f"runs/{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    t0 = time.perf_counter()
     result = train(cfg, out, resume=a.resume, force=a.force, progress=False if a.no_progress else None,
                    plots=not a.no_plots, frame_every=a.frame_every, tensorboard=a.tensorboard, compile=a.compile,
-                   log=lambda m: print(m, flush=True))
+                   device=a.device, log=lambda m: print(m, flush=True))
+    if not ctx.is_main:
+        return 0
     last = result.history[-1] if result.history else None
     print(f"done in {time.perf_counter() - t0:.0f} s: best valid ELBO {result.best_valid_elbo:.2f} nats "
           f"({cfg.describe_data()})" if last else "nothing to do")
@@ -259,16 +271,22 @@ def _load_split(cfg: RunConfig, split: str, image_shape):
 
 def cmd_evaluate(a) -> int:
     from .checkpoint import load
+    from .distributed import setup
     from .evaluate import evaluate
 
     _positive(a.iw_samples, "--iw-samples")
     _positive(a.batch_size, "--batch-size")
+    ctx = setup(a.device)
     cfg = _run_config_for_data(a.run_dir, a.data, _abs_dir(a.data_dir))
-    model = load(a.run_dir, checkpoint=a.checkpoint)
-    ds = _load_split(cfg, a.split, model.image_shape)
+    model = load(a.run_dir, checkpoint=a.checkpoint, device=ctx.device)
+    ds = ctx.on_main(lambda: _load_split(cfg, a.split, model.image_shape), share=False)  # rank 0 downloads
+    ds = ds if ctx.is_main else _load_split(cfg, a.split, model.image_shape)
     t0 = time.perf_counter()
     res = evaluate(model, ds.x, iw_samples=a.iw_samples, batch_size=a.batch_size, seed=a.seed,
-                   progress=not a.no_progress and not a.json)
+                   progress=not a.no_progress and not a.json, context=ctx)
+    if not ctx.is_main:
+        return 0
+    res["processes"] = ctx.world_size
     res.update(split=a.split, data=cfg.data.name, binarization=cfg.describe_data(),
                checkpoint=a.checkpoint, run_dir=str(a.run_dir), seconds=round(time.perf_counter() - t0, 3))
     if a.json:
@@ -340,7 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return COMMANDS[a.command](a)
+        status = COMMANDS[a.command](a)
+        teardown(wait=True)  # under torchrun: every rank finished, leave together
+        return status
     except KeyboardInterrupt:
         if a.debug:
             raise
@@ -351,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.debug:
             raise
         msg = str(e) if isinstance(e, VaekitError) else f"{type(e).__name__}: {e}"
-        print(f"vaekit: error: {msg}", file=sys.stderr)
+        if not getattr(e, "reported_by_main", False):
+            print(f"vaekit: error: {msg}", file=sys.stderr)
         return 1
 
 

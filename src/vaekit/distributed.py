@@ -96,6 +96,8 @@ class Context:
                 status = ("ok", value if share else None)
         kind, shared = self.broadcast(status)
         if kind == "error":
+            if not self.is_main:
+                shared.reported_by_main = True  # rank 0 tells the user; the others exit quietly
             raise shared
         return value if self.is_main else shared
 
@@ -176,9 +178,14 @@ def setup(device: str | torch.device = "auto") -> Context:
     return Context(rank=tdist.get_rank(), world_size=tdist.get_world_size(), local_rank=local_rank, device=dev)
 
 
-def teardown() -> None:
-    """Leave the process group (at exit; harmless when there is none)."""
+def teardown(wait: bool = False) -> None:
+    """Leave the process group (harmless when there is none). ``wait``: first wait for
+    every rank to get here, for a clean finish; a rank that tears the group down while
+    another still talks to it can make that one abort ("terminate called without an
+    active exception"). Only wait when every rank is known to be finishing."""
     if tdist.is_available() and tdist.is_initialized():
+        if wait:
+            tdist.barrier()
         tdist.destroy_process_group()
 
 

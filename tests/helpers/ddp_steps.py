@@ -1,0 +1,51 @@
+"""Run a few training steps of vaekit's loop, alone or under torchrun, and save the weights.
+
+    python tests/helpers/ddp_steps.py OUT_DIR                       # one process
+    torchrun --standalone --nproc_per_node=2 tests/helpers/ddp_steps.py OUT_DIR
+
+The sampling noise is switched off (z = mu), so one process and several must produce
+the same weights up to floating-point summation order: that checks the sharding of each
+global batch and the scaling of the per-rank loss, which the noise would otherwise hide.
+Each rank writes OUT_DIR/rank{r}.safetensors.
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+import vaekit.models.distributions as dist
+from vaekit.config import RunConfig
+from vaekit.distributed import setup
+from vaekit.models import build_model
+from vaekit.train import _train_epoch, make_optimizer, make_step_loss
+
+
+class _NoBar:
+    n, disable = 0, True
+
+    def update(self, k):
+        pass
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    dist.DiagonalNormal.rsample = lambda self, sample_shape=(): self.mu.expand(torch.Size(sample_shape) + self.mu.shape)
+    ctx = setup("cpu")
+    torch.manual_seed(0)
+    cfg = RunConfig.from_dict({"data": {"name": "digits"}, "model": {"latent_dim": 3, "hidden": [16]},
+                               "train": {"batch_size": 10, "lr": 1e-2}})
+    model = build_model(cfg.model, (1, 8, 8))
+    opt = make_optimizer(cfg, model)
+    net = model
+    if ctx.distributed:
+        net = torch.nn.parallel.DistributedDataParallel(model)
+    x = torch.bernoulli(torch.rand(47, 64, generator=torch.Generator().manual_seed(1)))  # last batch: 7 images
+    _train_epoch(net, opt, x, 10, 1, _NoBar(), step_loss=make_step_loss(net), ctx=ctx)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / f"rank{ctx.rank}.safetensors"))
+
+
+if __name__ == "__main__":
+    main()
