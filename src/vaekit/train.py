@@ -387,7 +387,9 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
     if ctx.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
+        # gradients as views into the all-reduce buckets: one copy fewer per step (+7% on 2 CPU processes)
+        net = DistributedDataParallel(model, device_ids=[ctx.device] if ctx.device.type == "cuda" else None,
+                                      gradient_as_bucket_view=True)
     step_loss = make_step_loss(net, tc.n_samples, tc.precision, compile)
     valid_x = valid_ds.x[shard(len(valid_ds), ctx.world_size, ctx.rank)].to(ctx.device)
     if start_epoch == 0:

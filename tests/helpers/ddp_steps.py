@@ -40,7 +40,7 @@ def main() -> None:
     opt = make_optimizer(cfg, model)
     net = model
     if ctx.distributed:
-        net = torch.nn.parallel.DistributedDataParallel(model)
+        net = torch.nn.parallel.DistributedDataParallel(model, gradient_as_bucket_view=True)  # as vaekit.train
     x = torch.bernoulli(torch.rand(47, 64, generator=torch.Generator().manual_seed(1)))  # last batch: 7 images
     _train_epoch(net, opt, x, 10, 1, _NoBar(), step_loss=make_step_loss(net), ctx=ctx)
     out.mkdir(parents=True, exist_ok=True)
