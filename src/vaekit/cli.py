@@ -20,6 +20,7 @@ from .errors import VaekitError
 EPILOG = """examples:
   vaekit train                                  # the tutorial's VAE (2-D latent) on mnist-5k
   vaekit train --data binarized-mnist --data-dir DIR --latent-dim 20 --hidden 400 --epochs 5
+  torchrun --standalone --nproc_per_node=4 -m vaekit train --config configs/quality.toml --data-dir DIR
   vaekit evaluate RUN_DIR --split valid --iw-samples 1000 --json
   vaekit sample RUN_DIR -n 64 --out samples.png
   vaekit reconstruct RUN_DIR --split valid -n 32 --out recon.png
@@ -92,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     g = t.add_argument_group("training")
     g.add_argument("--epochs", type=int, metavar="N", default=None, help=f"epochs (default: {d.train.epochs})")
     g.add_argument("--batch-size", type=int, metavar="N", default=None,
-                   help=f"images per step (default: {d.train.batch_size})")
+                   help=f"images per step; under torchrun, over all processes together (default: {d.train.batch_size})")
     g.add_argument("--lr", type=float, metavar="F", default=None, help=f"learning rate (default: {d.train.lr:g})")
     g.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help=f"optimiser (default: {d.train.optimizer})")
     g.add_argument("--seed", type=int, metavar="N", default=None, help=f"random seed (default: {d.train.seed})")
@@ -106,10 +107,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--patience", type=int, metavar="N", default=None,
                    help="stop after N epochs without a better valid ELBO (default: 0, never)")
     g.add_argument("--precision", choices=PRECISIONS, default=None,
-                   help="fp32; bf16: matrix products in bfloat16 under autocast, ~1.7x faster on CPUs with "
-                        "AVX512-BF16 or AMX and on recent GPUs; fp16: float16 products with a gradient scaler, "
-                        "for GPUs without bf16. Weights, likelihood and reported numbers stay float32 "
-                        "(default: fp32)")
+                   help="fp32; bf16: matrix products in bfloat16 under autocast (1.5-1.7x faster measured on "
+                        "a 2-core CPU with AVX512-BF16; for CPUs with AMX and Ampere or later GPUs too); fp16: "
+                        "float16 products with a gradient scaler, for GPUs without fast bf16. Weights, likelihood "
+                        "and reported numbers stay float32 (default: fp32)")
     g.add_argument("--compile", action="store_true",
                    help="compile the training step with torch.compile (needs a C++ compiler; 5-15 s once; "
                         "about +20%% with --precision bf16 on a 2-core CPU, no gain measured in fp32)")
