@@ -119,6 +119,15 @@ def test_two_processes_take_the_same_steps_as_one(tmp_path):
     assert max((one[k] - start[k]).abs().max().item() for k in one) > 1e-3
 
 
+def test_a_nan_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    code, _, err = torchrun(str(tmp_path), "nan", script=HELPERS / "ddp_steps.py")
+    assert code == 0, err  # no hang (the run would time out), no crash
+    r0, r1 = (tmp_path / "diverged0.txt").read_text(), (tmp_path / "diverged1.txt").read_text()
+    assert "step 3" in r0 and "step 3" in r1, (r0, r1)
+    assert "the loss became nan" in r1 and "not finite on another process" in r0, (r0, r1)
+    assert not list(tmp_path.glob("rank*.safetensors"))
+
+
 def single_script(script, *args):
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     p = subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True, text=True, env=env,

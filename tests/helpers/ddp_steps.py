@@ -1,12 +1,13 @@
 """Run a few training steps of vaekit's loop, alone or under torchrun, and save the weights.
 
     python tests/helpers/ddp_steps.py OUT_DIR                       # one process
-    torchrun --standalone --nproc_per_node=2 tests/helpers/ddp_steps.py OUT_DIR
+    torchrun --standalone --nproc_per_node=2 tests/helpers/ddp_steps.py OUT_DIR [nan]
 
 The sampling noise is switched off (z = mu), so one process and several must produce
 the same weights up to floating-point summation order: that checks the sharding of each
 global batch and the scaling of the per-rank loss, which the noise would otherwise hide.
-Each rank writes OUT_DIR/rank{r}.safetensors.
+Each rank writes OUT_DIR/rank{r}.safetensors. With ``nan``, the last rank's share of the
+third batch is NaN and each rank writes the DivergenceError it got to OUT_DIR/diverged{r}.txt.
 """
 
 import sys
@@ -18,6 +19,7 @@ from safetensors.torch import save_file
 import vaekit.models.distributions as dist
 from vaekit.config import RunConfig
 from vaekit.distributed import setup
+from vaekit.errors import DivergenceError
 from vaekit.models import build_model
 from vaekit.train import _train_epoch, make_optimizer, make_step_loss
 
@@ -42,8 +44,15 @@ def main() -> None:
     if ctx.distributed:
         net = torch.nn.parallel.DistributedDataParallel(model, gradient_as_bucket_view=True)  # as vaekit.train
     x = torch.bernoulli(torch.rand(47, 64, generator=torch.Generator().manual_seed(1)))  # last batch: 7 images
-    _train_epoch(net, opt, x, 10, 1, _NoBar(), step_loss=make_step_loss(net), ctx=ctx)
     out.mkdir(parents=True, exist_ok=True)
+    if len(sys.argv) > 2:  # "nan-on-last-rank": that rank's share of the third batch is NaN
+        x[20 + 5 : 30] = float("nan")
+        try:
+            _train_epoch(net, opt, x, 10, 1, _NoBar(), step_loss=make_step_loss(net), ctx=ctx)
+        except DivergenceError as e:
+            (out / f"diverged{ctx.rank}.txt").write_text(str(e))
+        return
+    _train_epoch(net, opt, x, 10, 1, _NoBar(), step_loss=make_step_loss(net), ctx=ctx)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / f"rank{ctx.rank}.safetensors"))
 
 
