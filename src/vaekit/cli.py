@@ -374,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(e) if isinstance(e, VaekitError) else f"{type(e).__name__}: {e}"
         if not getattr(e, "reported_by_main", False):
             print(f"vaekit: error: {msg}", file=sys.stderr)
+        if getattr(e, "on_every_rank", False):
+            teardown(wait=True)  # under torchrun every rank raised it: leave together
         return 1
 
 

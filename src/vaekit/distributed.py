@@ -96,10 +96,17 @@ class Context:
                 status = ("ok", value if share else None)
         kind, shared = self.broadcast(status)
         if kind == "error":
-            if not self.is_main:
-                shared.reported_by_main = True  # rank 0 tells the user; the others exit quietly
-            raise shared
+            raise self.everywhere(shared)
         return value if self.is_main else shared
+
+    def everywhere(self, err: BaseException) -> BaseException:
+        """Mark ``err`` as raised by every rank at the same point: rank 0 alone prints it,
+        and the ranks leave the process group together (see :func:`teardown`)."""
+        if self.distributed:
+            err.on_every_rank = True
+            if not self.is_main:
+                err.reported_by_main = True
+        return err
 
     def barrier(self) -> None:
         if self.distributed:

@@ -324,9 +324,9 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
     cfg = config
     tc = cfg.train
     if ctx.distributed and tc.batch_size < ctx.world_size:
-        raise VaekitError(f"batch size {tc.batch_size} is smaller than the {ctx.world_size} processes; the batch "
-                          "size is the global one, split across processes: pass --batch-size "
-                          f"{ctx.world_size} or more")
+        raise ctx.everywhere(VaekitError(
+            f"batch size {tc.batch_size} is smaller than the {ctx.world_size} processes; the batch size is the "
+            f"global one, split across processes: pass --batch-size {ctx.world_size} or more"))
 
     def check_and_load():
         _check_run_dir(run_dir, resume, force)
@@ -431,16 +431,15 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
                     kept = f"the last good checkpoint (epoch {epoch - 1}) is kept in {run_dir}" if epoch > 1 \
                         else "no epoch finished, so there is no checkpoint"
                     hint = "--precision fp32, " if tc.precision == "fp16" else ""
-                    raise DivergenceError(
+                    raise ctx.everywhere(DivergenceError(  # every rank stops at the same step
                         f"training diverged: {e}; {kept}. Try a lower --lr (now {lr:g}), {hint}"
-                        f"--warmup-epochs, or --grad-clip (e.g. 10)") from None
+                        f"--warmup-epochs, or --grad-clip (e.g. 10)")) from None
             step += steps
             train_elbo, train_rec, train_kl = (ctx.all_reduce_sum(sums) / n).tolist()
             if not math.isfinite(train_elbo):
-                raise DivergenceError(
+                raise ctx.everywhere(DivergenceError(  # the summed ELBO: the same on every rank
                     f"training diverged in epoch {epoch} (the ELBO became {train_elbo}); the last good "
-                    f"checkpoint is kept in {run_dir}: try a lower --lr"
-                )
+                    f"checkpoint is kept in {run_dir}: try a lower --lr"))
             seconds = time.perf_counter() - t0
             valid_elbo, valid_rec, valid_kl = (ctx.all_reduce_sum(elbo_sums(model, valid_x)) / len(valid_ds)).tolist()
             row = {"epoch": epoch, "step": step,

@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 import vaekit.models.distributions as dist
 from vaekit.config import RunConfig
-from vaekit.distributed import setup
+from vaekit.distributed import setup, teardown
 from vaekit.errors import DivergenceError
 from vaekit.models import build_model
 from vaekit.train import _train_epoch, make_optimizer, make_step_loss
@@ -51,9 +51,11 @@ def main() -> None:
             _train_epoch(net, opt, x, 10, 1, _NoBar(), step_loss=make_step_loss(net), ctx=ctx)
         except DivergenceError as e:
             (out / f"diverged{ctx.rank}.txt").write_text(str(e))
+        teardown(wait=True)  # every rank gets here: leave together
         return
     _train_epoch(net, opt, x, 10, 1, _NoBar(), step_loss=make_step_loss(net), ctx=ctx)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / f"rank{ctx.rank}.safetensors"))
+    teardown(wait=True)
 
 
 if __name__ == "__main__":
