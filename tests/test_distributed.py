@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from vaekit.distributed import Context, resolve_device, setup, shard
+from vaekit.distributed import Context, local_rows, resolve_device, setup, shard
 from vaekit.errors import VaekitError
 
 HELPERS = Path(__file__).resolve().parent / "helpers"
@@ -46,6 +46,17 @@ def test_shard_covers_every_row_once_like_tensor_split(n, world):
     rows = [i for p in parts for i in range(n)[p]]
     assert rows == list(range(n))
     assert [p.stop - p.start for p in parts] == [len(t) for t in torch.arange(n).tensor_split(world)]
+
+
+@pytest.mark.parametrize("n,batch", [(47, 10), (40, 10), (5, 8), (1437, 64)])
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_local_rows_are_each_ranks_share_of_every_global_batch(n, batch, world):
+    order = torch.arange(n)
+    rows = [local_rows(n, batch, world, r) for r in range(world)]
+    assert sorted(torch.cat(rows).tolist()) == list(range(n))  # every image once per epoch
+    for r in range(world):
+        expected = [i + k for i in range(0, n, batch) for k in range(min(batch, n - i))[shard(min(batch, n - i), world, r)]]
+        assert order[rows[r]].tolist() == expected
 
 
 def test_one_process_context_is_a_no_op():

@@ -204,4 +204,17 @@ def shard(n: int, world_size: int, rank: int) -> slice:
     return slice(start, start + base + (1 if rank < extra else 0))
 
 
-__all__ = ["Context", "DEVICES", "resolve_device", "setup", "shard", "teardown"]
+def local_rows(n: int, batch_size: int, world_size: int, rank: int) -> torch.Tensor:
+    """Positions, in an epoch's order of ``n`` images, of the rows ``rank`` trains on:
+    its :func:`shard` of each global batch of ``batch_size`` in turn (the last batch may
+    be shorter). ``x[order[local_rows(...)]]`` is all a rank needs on its device."""
+    full, rest = divmod(n, batch_size)
+    s = shard(batch_size, world_size, rank)
+    rows = (torch.arange(full).unsqueeze(1) * batch_size + torch.arange(s.start, s.stop)).reshape(-1)
+    if rest:
+        t = shard(rest, world_size, rank)
+        rows = torch.cat([rows, full * batch_size + torch.arange(t.start, t.stop)])
+    return rows
+
+
+__all__ = ["Context", "DEVICES", "local_rows", "resolve_device", "setup", "shard", "teardown"]

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
 from .config import RunConfig
-from .distributed import Context, setup, shard
+from .distributed import Context, local_rows, setup, shard
 from .data import Dataset, binarize, load_dataset, prepare
 from .errors import CheckpointError, DataError, DivergenceError, VaekitError
 from .evaluate import elbo_sums
@@ -161,7 +161,8 @@ def make_step_loss(model: torch.nn.Module, n_samples: int = 1, precision: str = 
 def _train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, batch_size: int,
                  n_samples: int, bar, beta: float = 1.0, grad_clip: float = 0.0,
                  where: tuple[int, int] = (0, 0), precision: str = "fp32", step_loss=None,
-                 ctx: Context | None = None, scaler: torch.amp.GradScaler | None = None) -> tuple[torch.Tensor, int]:
+                 ctx: Context | None = None, scaler: torch.amp.GradScaler | None = None,
+                 n_global: int | None = None) -> tuple[torch.Tensor, int]:
     """One pass over ``x`` (already shuffled) in contiguous batches; summed ELBO terms ``[3]`` and steps.
 
     The loss is -(reconstruction - beta * KL) per image; the sums are of the true ELBO
@@ -172,25 +173,28 @@ def _train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: to
     :func:`make_step_loss`) computes the batch's sums; by default one for ``precision``.
 
     Several processes (``ctx.world_size`` > 1, ``model`` wrapped in
-    DistributedDataParallel): ``batch_size`` is the global batch; each rank takes its
-    contiguous share of every batch (:func:`vaekit.distributed.shard`) and scales its loss
-    so that the averaged gradient is that of the whole batch's mean; the returned sums
-    are this rank's, and the divergence check is agreed by all ranks. ``scaler``: a
+    DistributedDataParallel): ``batch_size`` is the global batch over ``n_global`` images
+    and ``x`` holds only this rank's rows, its contiguous share of each global batch in
+    turn (:func:`vaekit.distributed.local_rows`); each rank scales its loss so that the
+    averaged gradient is that of the whole batch's mean; the returned sums are this
+    rank's, and the divergence check is agreed by all ranks. ``scaler``: a
     gradient scaler (fp16), which skips steps whose scaled gradients overflowed.
     """
-    n = x.shape[0]
     world, rank = (ctx.world_size, ctx.rank) if ctx else (1, 0)
+    n = x.shape[0] if n_global is None else n_global
+    if world == 1 and n != x.shape[0]:
+        raise ValueError(f"one process needs all {n} rows, got {x.shape[0]}")
     acc_dtype = torch.float32 if x.device.type == "mps" else torch.float64  # MPS has no float64
     rec_total = torch.zeros((), dtype=acc_dtype, device=x.device)
     kl_total = torch.zeros((), dtype=acc_dtype, device=x.device)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     step_loss = step_loss or make_step_loss(model, n_samples, precision)
-    steps = 0
+    steps = pos = 0
     for i in range(0, n, batch_size):
-        xb = x[i : i + batch_size]
-        b = xb.shape[0]
-        if world > 1:
-            xb = xb[shard(b, world, rank)]
+        b = min(batch_size, n - i)  # this step's global batch; this rank's share of it follows
+        mine = b if world == 1 else len(range(b)[shard(b, world, rank)])
+        xb = x[pos : pos + mine]
+        pos += mine
         rec, kl = step_loss(xb)
         loss = (kl - rec if beta == 1.0 else beta * kl - rec) / (b / world)
         bad = not torch.isfinite(loss)  # one host read; on a CPU it costs microseconds
@@ -420,13 +424,16 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x = binarize(train_ds.x, generator=data_gen) if cfg.data.binarize == "dynamic" else train_ds.x
-            x = x[torch.randperm(n, generator=data_gen)].to(ctx.device)  # contiguous batches after one shuffle
+            order = torch.randperm(n, generator=data_gen)  # contiguous batches after one shuffle
+            if ctx.distributed:  # the same shuffle on every rank; each moves only its rows to its device
+                order = order[local_rows(n, bs, ctx.world_size, ctx.rank)]
+            x = x[order].to(ctx.device)
             with tqdm(total=math.ceil(n / bs), desc=f"epoch {epoch}/{tc.epochs}", unit="batch", leave=False,
                       disable=(not progress) if progress is not None else None) as bar:
                 try:
                     sums, steps = _train_epoch(net, optimizer, x, bs, tc.n_samples, bar, beta,
                                                tc.grad_clip, (epoch, step), step_loss=step_loss, ctx=ctx,
-                                               scaler=scaler)
+                                               scaler=scaler, n_global=n)
                 except DivergenceError as e:
                     kept = f"the last good checkpoint (epoch {epoch - 1}) is kept in {run_dir}" if epoch > 1 \
                         else "no epoch finished, so there is no checkpoint"
