@@ -219,6 +219,13 @@ def test_bad_input_under_torchrun_fails_once_on_every_rank(runs):
     assert not (root / "tiny-batch").exists()
 
 
+def test_divergence_under_torchrun_stops_every_rank_cleanly(tmp_path):
+    code, out, err = torchrun("train", *TINY, "--epochs", "2", "--lr", "1e12", "--no-plots", "--out", str(tmp_path / "r"))
+    assert code != 0
+    assert err.count("vaekit: error: training diverged: the loss became") == 1, err
+    assert "terminate called" not in err and "exitcode  : -6" not in err, err  # no rank aborted at exit
+
+
 def test_one_process_resumes_a_two_process_run_and_says_so(runs, tmp_path):
     import shutil
 

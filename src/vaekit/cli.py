@@ -358,10 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     if not a.command:
         parser.print_help()
         return 0
+    together = False  # under torchrun: may every rank leave the process group together?
     try:
         status = COMMANDS[a.command](a)
-        teardown(wait=True)  # under torchrun: every rank finished, leave together
-        return status
+        together = True  # every rank finished
     except KeyboardInterrupt:
         if a.debug:
             raise
@@ -374,9 +374,10 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(e) if isinstance(e, VaekitError) else f"{type(e).__name__}: {e}"
         if not getattr(e, "reported_by_main", False):
             print(f"vaekit: error: {msg}", file=sys.stderr)
-        if getattr(e, "on_every_rank", False):
-            teardown(wait=True)  # under torchrun every rank raised it: leave together
-        return 1
+        status, together = 1, getattr(e, "on_every_rank", False)  # raised by every rank at the same point
+    if together:  # outside the except block, so the error's traceback (and what it holds) is gone first
+        teardown(wait=True)
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

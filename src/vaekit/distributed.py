@@ -11,6 +11,7 @@ single process runs exactly as before.
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
@@ -191,6 +192,10 @@ def teardown(wait: bool = False) -> None:
     another still talks to it can make that one abort ("terminate called without an
     active exception"). Only wait when every rank is known to be finishing."""
     if tdist.is_available() and tdist.is_initialized():
+        # First free what is only held by reference cycles, such as the autograd graph of a step
+        # that an exception cut short (kept by its traceback): destroyed after the group, it made
+        # a rank abort at exit in about 1 of 10 runs that stopped on a NaN.
+        gc.collect()
         if wait:
             tdist.barrier()
         tdist.destroy_process_group()
