@@ -17,7 +17,6 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, write_results  # noqa: E402
-from throughput import _NoBar  # noqa: E402
 
 from vaekit.config import RunConfig  # noqa: E402
 from vaekit.models import build_model  # noqa: E402
@@ -42,9 +41,9 @@ def main() -> None:
     model = build_model(cfg.model, (1, 28, 28))
     opt = make_optimizer(cfg, model)
     x = torch.bernoulli(torch.full((a.batch_size * a.steps, 784), 0.13))
-    _train_epoch(model, opt, x[: a.batch_size * 20], a.batch_size, 1, _NoBar())  # warm up
+    _train_epoch(model, opt, x[: a.batch_size * 20], a.batch_size, 1)  # warm up
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        _train_epoch(model, opt, x, a.batch_size, 1, _NoBar())
+        _train_epoch(model, opt, x, a.batch_size, 1)
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
     shares: dict[str, float] = {g: 0.0 for g, _ in GROUPS}

@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import load_train_images, machine, mlp_gemm_seconds, write_results  # noqa: E402
-from throughput import LAYERS, _NoBar  # noqa: E402
+from throughput import LAYERS  # noqa: E402
 
 from vaekit.config import RunConfig  # noqa: E402
 from vaekit.models import build_model  # noqa: E402
@@ -34,7 +34,7 @@ def epoch_rate(x: torch.Tensor, batch_size: int, epochs: int = 2) -> float:
     for _ in range(epochs):
         t = time.perf_counter()
         xs = x[torch.randperm(x.shape[0])]
-        _train_epoch(model, opt, xs, batch_size, 1, _NoBar())
+        _train_epoch(model, opt, xs, batch_size, 1)
         best = max(best, x.shape[0] / (time.perf_counter() - t))
     return best
 

@@ -34,13 +34,6 @@ LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]  # encoder, joint mu/log
 FLOP_PER_IMAGE = 2 * (sum(i * o for i, o in LAYERS) * 3 - 784 * 400)  # fwd + 2 bwd products, no input grad
 
 
-class _NoBar:
-    n, disable = 0, True
-
-    def update(self, k):
-        pass
-
-
 def vaekit_epoch(x: torch.Tensor, batch_size: int, state: dict, precision: str = "fp32",
                  compile: bool = False) -> float:
     if "model" not in state:
@@ -54,11 +47,11 @@ def vaekit_epoch(x: torch.Tensor, batch_size: int, state: dict, precision: str =
         if compile:  # compile outside the timed epochs, as a long run would amortise it: both batch
             # shapes an epoch has (full, and the last partial one, which triggers a second compilation)
             warm = 4 * batch_size + x.shape[0] % batch_size
-            _train_epoch(state["model"], state["opt"], x[:warm], batch_size, 1, _NoBar(),
+            _train_epoch(state["model"], state["opt"], x[:warm], batch_size, 1,
                          step_loss=state["step_loss"])
     t = time.perf_counter()
     xs = x[torch.randperm(x.shape[0], generator=state["gen"])]  # what the trainer does each epoch
-    _train_epoch(state["model"], state["opt"], xs, batch_size, 1, _NoBar(), step_loss=state["step_loss"])
+    _train_epoch(state["model"], state["opt"], xs, batch_size, 1, step_loss=state["step_loss"])
     return x.shape[0] / (time.perf_counter() - t)
 
 

@@ -159,7 +159,7 @@ def make_step_loss(model: torch.nn.Module, n_samples: int = 1, precision: str = 
 
 
 def _train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, batch_size: int,
-                 n_samples: int, bar, beta: float = 1.0, grad_clip: float = 0.0,
+                 n_samples: int, bar: tqdm | None = None, beta: float = 1.0, grad_clip: float = 0.0,
                  where: tuple[int, int] = (0, 0), precision: str = "fp32", step_loss=None,
                  ctx: Context | None = None, scaler: torch.amp.GradScaler | None = None,
                  n_global: int | None = None) -> tuple[torch.Tensor, int]:
@@ -171,6 +171,7 @@ def _train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: to
     :class:`DivergenceError` before the optimiser touches the weights; ``where`` is
     (epoch, steps before this epoch), for the message. ``step_loss`` (from
     :func:`make_step_loss`) computes the batch's sums; by default one for ``precision``.
+    ``bar``: a tqdm bar advanced once per step (none shown by default).
 
     Several processes (``ctx.world_size`` > 1, ``model`` wrapped in
     DistributedDataParallel): ``batch_size`` is the global batch over ``n_global`` images
@@ -189,6 +190,7 @@ def _train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: to
     kl_total = torch.zeros((), dtype=acc_dtype, device=x.device)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     step_loss = step_loss or make_step_loss(model, n_samples, precision)
+    bar = bar if bar is not None else tqdm(disable=True)
     steps = pos = 0
     for i in range(0, n, batch_size):
         b = min(batch_size, n - i)  # this step's global batch; this rank's share of it follows

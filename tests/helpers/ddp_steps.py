@@ -24,13 +24,6 @@ from vaekit.models import build_model
 from vaekit.train import _train_epoch, make_optimizer, make_step_loss
 
 
-class _NoBar:
-    n, disable = 0, True
-
-    def update(self, k):
-        pass
-
-
 def main() -> None:
     out = Path(sys.argv[1])
     dist.DiagonalNormal.rsample = lambda self, sample_shape=(): self.mu.expand(torch.Size(sample_shape) + self.mu.shape)
@@ -48,13 +41,13 @@ def main() -> None:
     if len(sys.argv) > 2:  # "nan-on-last-rank": that rank's share of the third batch is NaN
         x[20 + 5 : 30] = float("nan")
         try:
-            _train_epoch(net, opt, x[local_rows(47, 10, ctx.world_size, ctx.rank)], 10, 1, _NoBar(),
+            _train_epoch(net, opt, x[local_rows(47, 10, ctx.world_size, ctx.rank)], 10, 1,
                          step_loss=make_step_loss(net), ctx=ctx, n_global=47)
         except DivergenceError as e:
             (out / f"diverged{ctx.rank}.txt").write_text(str(e))
         teardown(wait=True)  # every rank gets here: leave together
         return
-    _train_epoch(net, opt, x[local_rows(47, 10, ctx.world_size, ctx.rank)], 10, 1, _NoBar(),
+    _train_epoch(net, opt, x[local_rows(47, 10, ctx.world_size, ctx.rank)], 10, 1,
                  step_loss=make_step_loss(net), ctx=ctx, n_global=47)  # this rank's rows only, as vaekit.train
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / f"rank{ctx.rank}.safetensors"))
     teardown(wait=True)
