@@ -179,9 +179,12 @@ def _train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: to
     turn (:func:`vaekit.distributed.local_rows`); each rank scales its loss so that the
     averaged gradient is that of the whole batch's mean; the returned sums are this
     rank's, and the divergence check is agreed by all ranks. ``scaler``: a
-    gradient scaler (fp16), which skips steps whose scaled gradients overflowed.
+    gradient scaler (enabled for fp16), which skips steps whose scaled gradients
+    overflowed; by default a disabled one, which passes everything through.
     """
-    world, rank = (ctx.world_size, ctx.rank) if ctx else (1, 0)
+    ctx = ctx or Context()
+    world, rank = ctx.world_size, ctx.rank
+    scaler = scaler or torch.amp.GradScaler(x.device.type, enabled=False)
     n = x.shape[0] if n_global is None else n_global
     if world == 1 and n != x.shape[0]:
         raise ValueError(f"one process needs all {n} rows, got {x.shape[0]}")
@@ -194,32 +197,25 @@ def _train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: to
     steps = pos = 0
     for i in range(0, n, batch_size):
         b = min(batch_size, n - i)  # this step's global batch; this rank's share of it follows
-        mine = b if world == 1 else len(range(b)[shard(b, world, rank)])
-        xb = x[pos : pos + mine]
-        pos += mine
+        mine = shard(b, world, rank)
+        xb = x[pos : pos + mine.stop - mine.start]
+        pos += mine.stop - mine.start
         rec, kl = step_loss(xb)
         loss = (kl - rec if beta == 1.0 else beta * kl - rec) / (b / world)
         bad = not torch.isfinite(loss)  # one host read; on a CPU it costs microseconds
-        if bad if world == 1 else ctx.any(bad):
+        if ctx.any(bad):  # with several processes, agreed by all
             raise DivergenceError(f"the loss became {loss.item() if bad else 'not finite on another process'} "
                                   f"at epoch {where[0]}, step {where[1] + steps + 1}")
         optimizer.zero_grad(set_to_none=True)
-        if scaler is None:
-            loss.backward()
-        else:
-            scaler.scale(loss).backward()
-            if grad_clip:
-                scaler.unscale_(optimizer)
+        scaler.scale(loss).backward()
         if grad_clip:
+            scaler.unscale_(optimizer)
             norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
-            if scaler is None and not torch.isfinite(norm):  # with a scaler, overflow skips the step
+            if not scaler.is_enabled() and not torch.isfinite(norm):  # an enabled scaler skips overflowed steps
                 raise DivergenceError(f"the gradient norm became {norm.item()} at epoch {where[0]}, "
                                       f"step {where[1] + steps + 1}")
-        if scaler is None:
-            optimizer.step()
-        else:
-            scaler.step(optimizer)
-            scaler.update()
+        scaler.step(optimizer)
+        scaler.update()
         steps += 1
         rec_total += rec.detach()
         kl_total += kl.detach()
@@ -353,7 +349,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
     if ctx.rank:  # every rank starts from the same weights, then draws its own noise
         torch.manual_seed(tc.seed + 1_000_003 * ctx.rank)
     optimizer = make_optimizer(cfg, model)
-    scaler = torch.amp.GradScaler(ctx.device.type) if tc.precision == "fp16" else None
+    scaler = torch.amp.GradScaler(ctx.device.type, enabled=tc.precision == "fp16")
     history: list[dict[str, Any]] = []
     start_epoch, step, best, best_epoch, elapsed = 0, 0, -math.inf, 0, 0.0
     last_total = 0.0  # wall time of the last whole epoch (training, validation, frame, checkpoint)
@@ -377,7 +373,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
             best = float(meta["best_valid_elbo"])
             best_epoch, elapsed = int(meta.get("best_epoch", start_epoch)), float(meta.get("elapsed_seconds", 0.0))
             last_total = elapsed / max(1, start_epoch)
-            if scaler is not None and "grad_scaler" in meta:
+            if scaler.is_enabled() and "grad_scaler" in meta:
                 scaler.load_state_dict(meta["grad_scaler"])
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{last}: trainer state is incomplete ({e}); it cannot be resumed") from None
@@ -474,7 +470,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
                 row["elapsed_seconds"] = elapsed
                 # metrics first: a kill between the two files leaves a row that resume drops and redoes
                 ckpt.atomic_write_text(run_dir / ckpt.METRICS_FILE, "".join(json.dumps(h) + "\n" for h in history))
-                extra = {"grad_scaler": scaler.state_dict()} if scaler is not None else {}
+                extra = {"grad_scaler": scaler.state_dict()} if scaler.is_enabled() else {}
                 if ctx.distributed:
                     extra["world_size"] = ctx.world_size
                 ckpt.save_training_state(run_dir / ckpt.LAST_FILE, model, optimizer, rng,
