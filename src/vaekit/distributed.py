@@ -114,6 +114,10 @@ class Context:
             tdist.barrier()
 
 
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
 def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
     """``auto``: CUDA when present, else Apple's MPS, else the CPU. Each process of a
     multi-GPU run takes the GPU of its ``local_rank``."""
@@ -124,7 +128,7 @@ def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> 
     if kind == "auto":
         if torch.cuda.is_available():
             kind = "cuda"
-        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        elif _mps_available():
             kind = "mps"
         else:
             kind = "cpu"
@@ -140,7 +144,7 @@ def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> 
                               f"start at most {n} processes per node (torchrun --nproc_per_node={n})")
         return torch.device("cuda", local_rank)
     if kind == "mps":
-        if not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        if not _mps_available():
             raise VaekitError("--device mps, but MPS is not available here; use --device cpu")
         return torch.device("mps")
     return torch.device("cpu")
