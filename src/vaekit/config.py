@@ -126,8 +126,9 @@ class TrainConfig:
     without a better valid ELBO (0: never). ``max_minutes``: stop before an epoch that
     would end past this much training time (0: no limit). ``grad_clip``: rescale
     gradients whose global norm exceeds this (0: off). ``precision = "bf16"`` runs the
-    network's matrix products in bfloat16 under autocast (weights, optimiser state,
-    likelihood, KL and every reported number stay float32).
+    network's matrix products in bfloat16 under autocast, ``"fp16"`` in float16 with a
+    gradient scaler (weights, optimiser state, likelihood, KL and every reported number
+    stay float32).
     """
 
     epochs: int = 100
