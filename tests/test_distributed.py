@@ -65,7 +65,7 @@ def test_one_process_context_is_a_no_op():
     t = torch.tensor([1.0, 2.0])
     assert ctx.all_reduce_sum(t) is t and ctx.broadcast("x") == "x" and ctx.all_gather(3) == [3]
     assert ctx.any(torch.tensor(True)) and not ctx.any(False)
-    assert ctx.on_main(lambda: 5) == 5
+    assert ctx.on_main(lambda: 5) == 5 and ctx.main_first(lambda: 6, others=lambda: 7) == 6
     with pytest.raises(VaekitError, match="boom"):
         ctx.on_main(lambda: (_ for _ in ()).throw(VaekitError("boom")))
 

@@ -280,8 +280,7 @@ def cmd_evaluate(a) -> int:
     ctx = setup(a.device)
     cfg = _run_config_for_data(a.run_dir, a.data, _abs_dir(a.data_dir))
     model = load(a.run_dir, checkpoint=a.checkpoint, device=ctx.device)
-    ds = ctx.on_main(lambda: _load_split(cfg, a.split, model.image_shape), share=False)  # rank 0 downloads
-    ds = ds if ctx.is_main else _load_split(cfg, a.split, model.image_shape)
+    ds = ctx.main_first(lambda: _load_split(cfg, a.split, model.image_shape))  # rank 0 downloads, if it must
     t0 = time.perf_counter()
     res = evaluate(model, ds.x, iw_samples=a.iw_samples, batch_size=a.batch_size, seed=a.seed,
                    progress=not a.no_progress and not a.json, context=ctx)

@@ -100,6 +100,13 @@ class Context:
             raise self.everywhere(shared)
         return value if self.is_main else shared
 
+    def main_first(self, fn: Callable[[], T], others: Callable[[], T] | None = None) -> T:
+        """``fn()`` on rank 0 first (to download, or to check, before anyone else reads), then
+        ``others()`` (default: ``fn()``) on the other ranks once it succeeded; its error is
+        raised on every rank. Each rank returns its own result."""
+        value = self.on_main(fn, share=False)
+        return value if self.is_main else (others or fn)()
+
     def everywhere(self, err: BaseException) -> BaseException:
         """Mark ``err`` as raised by every rank at the same point: rank 0 alone prints it,
         and the ranks leave the process group together (see :func:`teardown`)."""

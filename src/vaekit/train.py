@@ -340,8 +340,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
         return splits
 
     # rank 0 checks (and downloads, if it must) first; the others load once it succeeded
-    splits = ctx.on_main(check_and_load, share=False)
-    train_ds, valid_ds = splits if ctx.is_main else load_splits(cfg)
+    train_ds, valid_ds = ctx.main_first(check_and_load, others=lambda: load_splits(cfg))
 
     torch.manual_seed(tc.seed)
     data_gen = torch.Generator().manual_seed(tc.seed)  # the same on every rank: one shuffle for all
