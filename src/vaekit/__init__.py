@@ -17,8 +17,9 @@ from .errors import CheckpointError, DataError, DivergenceError, VaekitError  # 
 from .evaluate import evaluate  # noqa: E402
 from .models import VAE, build_model  # noqa: E402
 from .train import train  # noqa: E402
+from .tutorial import VariationalAutoencoder  # noqa: E402
 
 __all__ = [
     "VAE", "CheckpointError", "DataConfig", "DataError", "DivergenceError", "ModelConfig", "RunConfig", "TrainConfig",
-    "VaekitError", "bounds", "build_model", "evaluate", "kl", "load", "load_config", "load_dataset", "train",
+    "VaekitError", "VariationalAutoencoder", "bounds", "build_model", "evaluate", "kl", "load", "load_config", "load_dataset", "train",
 ]
