@@ -151,14 +151,16 @@ def main(argv=None) -> int:
     if args.evaluate:
         summary["valid"] = score(model, valid.x, args.evaluate)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
-    print(f"trained in {train_seconds:.1f} s; mean loss of the last 100 steps {summary['final_loss']:.2f} "
+    print(f"trained in {train_seconds:.1f} s; mean loss of the last {min(100, args.steps)} steps "
+          f"{summary['final_loss']:.2f} "
           f"({summary['loss_units']})")
     if args.evaluate:
         v = summary["valid"]
         print(f"valid ({v['n_images']} images, nats per image): ELBO {v['elbo']:.2f}, KL {v['kl']:.2f}, "
               f"NLL {v['nll']:.2f} ± {v['nll_stderr']:.2f} (K={args.evaluate}), active dims "
               f"{v['active_dims']} of {args.nlatent}")
-    print(f"wrote {out}/" + (" latent_space_vae.png, vae.gif," if draw else "") + " summary.json")
+    print(f"wrote {out}/" + (" latent_space_vae.png, vae.gif, summary.json" if draw else
+                             " summary.json (no grid or animation: they need --nlatent 2)"))
     return 0
 
 
