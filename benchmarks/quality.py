@@ -39,7 +39,7 @@ def main() -> None:
     points = []
     for i, minutes in enumerate(a.checkpoints):
         cfg = base.override(train={"max_minutes": minutes})
-        res = vaekit.train(cfg, a.out, resume=i > 0, force=i == 0, progress=False, plots=False,
+        res = vaekit.train(cfg, a.out, resume=i > 0, force=i == 0, progress=False,
                            log=lambda m: print(m, flush=True))
         hist = [json.loads(x) for x in (Path(a.out) / "metrics.jsonl").read_text().splitlines()]
         last = hist[-1]

@@ -21,7 +21,8 @@ from throughput import LAYERS  # noqa: E402
 
 from vaekit.config import RunConfig  # noqa: E402
 from vaekit.models import build_model  # noqa: E402
-from vaekit.train import _train_epoch, make_optimizer  # noqa: E402
+from vaekit.objectives import ELBO  # noqa: E402
+from vaekit.train import make_optimizer, make_step, train_epoch  # noqa: E402
 
 
 def epoch_rate(x: torch.Tensor, batch_size: int, epochs: int = 2) -> float:
@@ -34,7 +35,7 @@ def epoch_rate(x: torch.Tensor, batch_size: int, epochs: int = 2) -> float:
     for _ in range(epochs):
         t = time.perf_counter()
         xs = x[torch.randperm(x.shape[0])]
-        _train_epoch(model, opt, xs, batch_size, 1)
+        train_epoch(make_step(model), ELBO(), opt, xs, batch_size)
         best = max(best, x.shape[0] / (time.perf_counter() - t))
     return best
 

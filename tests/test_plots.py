@@ -11,6 +11,7 @@ import vaekit
 from vaekit.cli import main
 from vaekit.config import ModelConfig, RunConfig
 from vaekit.models import build_model
+from vaekit.plots.callbacks import Pictures, TensorBoard
 from vaekit.plots import (FILES, KINDS, interpolation_figure, manifold_figure, manifold_images,
                           normal_quantiles, scatter_figure, top_kl_dims, write_figures)
 from vaekit.plots.grids import lerp, slerp
@@ -34,7 +35,7 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("plots") / "run"
     cfg = RunConfig.from_dict({"data": {"name": "digits"}, "model": {"latent_dim": 2, "hidden": [32]},
                                "train": {"epochs": 4, "batch_size": 64}})
-    vaekit.train(cfg, out, progress=False, frame_every=1, log=quiet)
+    vaekit.train(cfg, out, progress=False, callbacks=[Pictures(frame_every=1)], log=quiet)
     return out
 
 
@@ -58,7 +59,7 @@ def test_gif_has_one_frame_per_snapshot(run):
 
 def test_frame_cadence(tmp_path):
     cfg = RunConfig.from_dict({"data": {"name": "digits"}, "model": {"hidden": [16]}, "train": {"epochs": 5}})
-    vaekit.train(cfg, tmp_path / "r", progress=False, frame_every=2, log=quiet)
+    vaekit.train(cfg, tmp_path / "r", progress=False, callbacks=[Pictures(frame_every=2)], log=quiet)
     names = sorted(p.name for p in (tmp_path / "r" / "frames").iterdir())
     assert names == ["epoch_0000.png", "epoch_0002.png", "epoch_0004.png", "epoch_0005.png"]
     assert Image.open(tmp_path / "r" / "training.gif").n_frames == 4
@@ -66,7 +67,7 @@ def test_frame_cadence(tmp_path):
 
 def test_no_plots_draws_nothing(tmp_path):
     cfg = RunConfig.from_dict({"data": {"name": "digits"}, "model": {"hidden": [16]}, "train": {"epochs": 1}})
-    vaekit.train(cfg, tmp_path / "r", progress=False, plots=False, log=quiet)
+    vaekit.train(cfg, tmp_path / "r", progress=False, log=quiet)
     assert not list((tmp_path / "r").glob("*.png")) and not (tmp_path / "r" / "frames").exists()
 
 
@@ -145,7 +146,7 @@ def test_write_figures_rejects_unknown_kinds(run):
 def test_tensorboard_logs_when_installed(tmp_path):
     pytest.importorskip("tensorboard")
     cfg = RunConfig.from_dict({"data": {"name": "digits"}, "model": {"hidden": [16]}, "train": {"epochs": 2}})
-    vaekit.train(cfg, tmp_path / "r", progress=False, tensorboard=True, log=quiet)
+    vaekit.train(cfg, tmp_path / "r", progress=False, callbacks=[Pictures(), TensorBoard()], log=quiet)
     events = list((tmp_path / "r" / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 1000
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

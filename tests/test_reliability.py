@@ -105,7 +105,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, 
 
     monkeypatch.setattr(VAE, "forward", poisoned)
     with pytest.raises(DivergenceError) as e:
-        vaekit.train(small(epochs=3), tmp_path / "r", progress=False, plots=False, log=quiet)
+        vaekit.train(small(epochs=3), tmp_path / "r", progress=False, log=quiet)
     msg = str(e.value)
     assert "epoch 2" in msg and "step 31" in msg and "--lr" in msg and "--grad-clip" in msg
     assert "last good checkpoint (epoch 1)" in msg
@@ -124,7 +124,7 @@ def test_cli_reports_divergence_in_one_line(tmp_path):
 
 
 def test_gradient_clipping_trains(tmp_path):
-    res = vaekit.train(small(epochs=2, grad_clip=1.0), tmp_path / "r", progress=False, plots=False, log=quiet)
+    res = vaekit.train(small(epochs=2, grad_clip=1.0), tmp_path / "r", progress=False, log=quiet)
     assert all(torch.isfinite(torch.tensor(h["train_elbo"])) for h in res.history)
     with pytest.raises(VaekitError, match="grad_clip"):
         small(grad_clip=-1.0)
@@ -150,7 +150,7 @@ def test_extreme_log_variances_and_logits_stay_finite():
 
 
 def test_a_bit_flip_in_a_checkpoint_is_detected(tmp_path):
-    vaekit.train(small(epochs=1), tmp_path / "r", progress=False, plots=False, log=quiet)
+    vaekit.train(small(epochs=1), tmp_path / "r", progress=False, log=quiet)
     path = tmp_path / "r" / "model.safetensors"
     data = bytearray(path.read_bytes())
     data[-5] ^= 0x01  # inside the last tensor's bytes; the file still parses
@@ -160,7 +160,7 @@ def test_a_bit_flip_in_a_checkpoint_is_detected(tmp_path):
 
 
 def test_untrusted_checkpoints_are_refused(tmp_path):
-    vaekit.train(small(epochs=1), tmp_path / "r", progress=False, plots=False, log=quiet)
+    vaekit.train(small(epochs=1), tmp_path / "r", progress=False, log=quiet)
     run = tmp_path / "r"
     # a pickle where weights belong
     import pickle
@@ -191,7 +191,7 @@ def test_grayscale_pixels_with_a_bernoulli_likelihood_say_what_to_do(tmp_path):
     with pytest.raises(VaekitError, match="--binarize dynamic"):
         RunConfig.from_dict({"data": {"name": "digits", "binarize": "none"}})
     # ... and the trainer checks the pixels themselves
-    from vaekit.train import load_splits
+    from vaekit.runs import load_splits
 
     cfg = RunConfig.from_dict({"data": {"name": "digits", "binarize": "none"}, "model": {"likelihood": "gaussian"}})
     object.__setattr__(cfg.model, "likelihood", "bernoulli")  # as if a custom config slipped through

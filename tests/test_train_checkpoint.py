@@ -12,6 +12,7 @@ from vaekit.models import build_model
 from vaekit.checkpoint import LAST_FILE, atomic_write_text, load
 from vaekit.config import RunConfig
 from vaekit.errors import CheckpointError, VaekitError
+from vaekit.plots.callbacks import Pictures
 
 
 def cfg(epochs=2, **train):
@@ -27,7 +28,7 @@ def quiet(_msg):
 
 
 def test_train_writes_a_complete_run_directory(tmp_path):
-    res = vaekit.train(cfg(), tmp_path / "run", progress=False, log=quiet)
+    res = vaekit.train(cfg(), tmp_path / "run", progress=False, callbacks=[Pictures()], log=quiet)
     files = {p.name for p in (tmp_path / "run").iterdir()}
     assert {"config.json", "model.safetensors", "last.safetensors", "metrics.jsonl",
             "samples.png", "reconstructions.png"} <= files
@@ -43,7 +44,7 @@ def test_train_writes_a_complete_run_directory(tmp_path):
 
 
 def test_load_round_trip_gives_the_same_model(tmp_path):
-    res = vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, plots=False, log=quiet)
+    res = vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, log=quiet)
     model = load(tmp_path / "run")
     x = torch.bernoulli(torch.full((5, 64), 0.3))
     for a, b in zip(res.model.state_dict().values(), model.state_dict().values()):
@@ -57,9 +58,9 @@ def test_load_round_trip_gives_the_same_model(tmp_path):
 
 
 def test_resume_ends_with_exactly_the_weights_of_an_uninterrupted_run(tmp_path):
-    vaekit.train(cfg(epochs=3), tmp_path / "full", progress=False, plots=False, log=quiet)
-    vaekit.train(cfg(epochs=1), tmp_path / "split", progress=False, plots=False, log=quiet)
-    vaekit.train(cfg(epochs=3), tmp_path / "split", resume=True, progress=False, plots=False, log=quiet)
+    vaekit.train(cfg(epochs=3), tmp_path / "full", progress=False, log=quiet)
+    vaekit.train(cfg(epochs=1), tmp_path / "split", progress=False, log=quiet)
+    vaekit.train(cfg(epochs=3), tmp_path / "split", resume=True, progress=False, log=quiet)
     a, b = load_file(tmp_path / "full" / LAST_FILE), load_file(tmp_path / "split" / LAST_FILE)
     assert a.keys() == b.keys()
     for k in a:
@@ -69,35 +70,50 @@ def test_resume_ends_with_exactly_the_weights_of_an_uninterrupted_run(tmp_path):
 
 
 def test_resume_refuses_changed_settings(tmp_path):
-    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, plots=False, log=quiet)
+    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, log=quiet)
     with pytest.raises(VaekitError, match="train.lr"):
         vaekit.train(cfg(epochs=2, lr=0.1), tmp_path / "run", resume=True, log=quiet)
     # when to stop is not part of the model: it may change
     res = vaekit.train(cfg(epochs=2, patience=5, max_minutes=10), tmp_path / "run", resume=True,
-                       progress=False, plots=False, log=quiet)
+                       progress=False, log=quiet)
     assert [h["epoch"] for h in res.history] == [1, 2]
 
 
 def test_segments_cut_by_the_time_budget_resume_exactly(tmp_path):
     """A run stopped by --max-minutes and resumed ends with the weights of an uninterrupted run."""
-    vaekit.train(cfg(epochs=3), tmp_path / "full", progress=False, plots=False, log=quiet)
-    vaekit.train(cfg(epochs=3, max_minutes=1e-6), tmp_path / "seg", progress=False, plots=False, log=quiet)
-    vaekit.train(cfg(epochs=3), tmp_path / "seg", resume=True, progress=False, plots=False, log=quiet)
+    vaekit.train(cfg(epochs=3), tmp_path / "full", progress=False, log=quiet)
+    vaekit.train(cfg(epochs=3, max_minutes=1e-6), tmp_path / "seg", progress=False, log=quiet)
+    vaekit.train(cfg(epochs=3), tmp_path / "seg", resume=True, progress=False, log=quiet)
     a, b = load_file(tmp_path / "full" / LAST_FILE), load_file(tmp_path / "seg" / LAST_FILE)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_run_stopped_inside_its_first_epoch_resumes_from_the_start(tmp_path):
+    vaekit.train(cfg(epochs=2), tmp_path / "full", progress=False, log=quiet)
+    run = tmp_path / "run"
+    vaekit.train(cfg(epochs=1), run, progress=False, log=quiet)
+    (run / LAST_FILE).unlink()  # as a kill between the first metrics row and the first checkpoint leaves it
+    said = []
+    vaekit.train(cfg(epochs=2), run, resume=True, progress=False, log=said.append)
+    assert any("starts again from epoch 1" in m for m in said)
+    a, b = load_file(tmp_path / "full" / LAST_FILE), load_file(run / LAST_FILE)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(VaekitError, match="different settings"):  # its saved settings still hold
+        (run / LAST_FILE).unlink()
+        vaekit.train(cfg(epochs=2, seed=9), run, resume=True, progress=False, log=quiet)
+
+
 def test_existing_run_directory_is_refused_unless_force(tmp_path):
-    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, plots=False, log=quiet)
+    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, log=quiet)
     before = (tmp_path / "run" / "model.safetensors").read_bytes()
     with pytest.raises(VaekitError, match="already exists"):
         vaekit.train(cfg(epochs=1), tmp_path / "run", log=quiet)
     assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
-    vaekit.train(cfg(epochs=1, seed=5), tmp_path / "run", force=True, progress=False, plots=False, log=quiet)
+    vaekit.train(cfg(epochs=1, seed=5), tmp_path / "run", force=True, progress=False, log=quiet)
 
 
 def test_damaged_checkpoints_are_detected(tmp_path):
-    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, plots=False, log=quiet)
+    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, log=quiet)
     path = tmp_path / "run" / "model.safetensors"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -109,7 +125,7 @@ def test_damaged_checkpoints_are_detected(tmp_path):
 
 
 def test_architecture_mismatch_is_detected(tmp_path):
-    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, plots=False, log=quiet)
+    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, log=quiet)
     d = json.loads((tmp_path / "run" / "config.json").read_text())
     d["model"]["hidden"] = [16]
     atomic_write_text(tmp_path / "run" / "config.json", json.dumps(d))
@@ -126,13 +142,13 @@ def test_sgd_and_gaussian_likelihood_train(tmp_path):
     c = RunConfig.from_dict({"data": {"name": "digits"}, "model": {"hidden": [16], "likelihood": "gaussian",
                                                                      "sigma": 0.2},
                              "train": {"epochs": 1, "optimizer": "sgd", "lr": 1e-3, "n_samples": 2}})
-    res = vaekit.train(c, tmp_path / "run", progress=False, plots=False, log=quiet)
+    res = vaekit.train(c, tmp_path / "run", progress=False, log=quiet)
     assert c.data.binarize == "none"
     assert torch.isfinite(torch.tensor(res.history[-1]["valid_elbo"]))
 
 
 def test_a_failing_forced_restart_loses_nothing(tmp_path):
-    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, plots=False, log=quiet)
+    vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, log=quiet)
     before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
     (tmp_path / "empty").mkdir()
     bad = RunConfig.from_dict({"data": {"name": "mnist", "data_dir": str(tmp_path / "empty")}})
@@ -149,18 +165,22 @@ def test_the_best_valid_elbo_travels_with_the_trainer_state(tmp_path):
     """Resume decides whether to replace model.safetensors from the checkpoint, not from metrics.jsonl."""
     from safetensors import safe_open
 
-    res = vaekit.train(cfg(epochs=2), tmp_path / "run", progress=False, plots=False, log=quiet)
+    res = vaekit.train(cfg(epochs=2), tmp_path / "run", progress=False, log=quiet)
     with safe_open(str(tmp_path / "run" / LAST_FILE), "pt") as f:
         meta = f.metadata()
     assert json.loads(meta["best_valid_elbo"]) == pytest.approx(res.best_valid_elbo)
     assert json.loads(meta["epoch"]) == 2
     (tmp_path / "run" / "metrics.jsonl").unlink()
-    res = vaekit.train(cfg(epochs=3), tmp_path / "run", resume=True, progress=False, plots=False, log=quiet)
+    res = vaekit.train(cfg(epochs=3), tmp_path / "run", resume=True, progress=False, log=quiet)
     assert [h["epoch"] for h in res.history] == [3]
 
 
 def test_kl_warmup_and_cosine_schedule():
-    from vaekit.train import kl_weight, learning_rate
+    from vaekit.objectives import ELBO, kl_warmup
+    from vaekit.train import learning_rate
+
+    def kl_weight(c, e):
+        return kl_warmup(ELBO(), e, c.train.warmup_epochs).kl_weight
 
     c = RunConfig.from_dict({"train": {"epochs": 10, "warmup_epochs": 4, "lr_schedule": "cosine", "lr": 1e-3}})
     assert [kl_weight(c, e) for e in (1, 2, 4, 9)] == [0.25, 0.5, 1.0, 1.0]
@@ -170,24 +190,24 @@ def test_kl_warmup_and_cosine_schedule():
 
 
 def test_warmup_trains_and_reports_the_true_elbo(tmp_path):
-    res = vaekit.train(cfg(epochs=2, warmup_epochs=4), tmp_path / "r", progress=False, plots=False, log=quiet)
+    res = vaekit.train(cfg(epochs=2, warmup_epochs=4), tmp_path / "r", progress=False, log=quiet)
     row = res.history[0]
     assert row["kl_weight"] == 0.25
     assert row["train_elbo"] == pytest.approx(row["train_reconstruction"] - row["train_kl"], abs=1e-3)
 
 
 def test_early_stopping_and_time_budget(tmp_path):
-    res = vaekit.train(cfg(epochs=60, lr=1e-12, patience=2), tmp_path / "p", progress=False, plots=False, log=quiet)
+    res = vaekit.train(cfg(epochs=60, lr=1e-12, patience=2), tmp_path / "p", progress=False, log=quiet)
     assert len(res.history) < 60
     best = max(range(len(res.history)), key=lambda i: res.history[i]["valid_elbo"])
     assert len(res.history) - 1 - best == 2  # stopped exactly `patience` epochs after the best
-    res = vaekit.train(cfg(epochs=50, max_minutes=1e-6), tmp_path / "t", progress=False, plots=False, log=quiet)
+    res = vaekit.train(cfg(epochs=50, max_minutes=1e-6), tmp_path / "t", progress=False, log=quiet)
     assert len(res.history) == 1 and res.history[0]["elapsed_seconds"] > 0
 
 
 def test_bf16_training_keeps_float32_weights_and_numbers(tmp_path):
-    res32 = vaekit.train(cfg(epochs=3), tmp_path / "a", progress=False, plots=False, log=quiet)
-    res16 = vaekit.train(cfg(epochs=3, precision="bf16"), tmp_path / "b", progress=False, plots=False, log=quiet)
+    res32 = vaekit.train(cfg(epochs=3), tmp_path / "a", progress=False, log=quiet)
+    res16 = vaekit.train(cfg(epochs=3, precision="bf16"), tmp_path / "b", progress=False, log=quiet)
     assert all(p.dtype == torch.float32 for p in res16.model.parameters())
     assert json.loads((tmp_path / "b" / "config.json").read_text())["train"]["precision"] == "bf16"
     a, b = res32.history[-1]["valid_elbo"], res16.history[-1]["valid_elbo"]
@@ -197,9 +217,9 @@ def test_bf16_training_keeps_float32_weights_and_numbers(tmp_path):
 
 
 def test_compiled_bf16_training_runs_and_resumes(tmp_path):
-    vaekit.train(cfg(epochs=1, precision="bf16"), tmp_path / "r", progress=False, plots=False, compile=True,
+    vaekit.train(cfg(epochs=1, precision="bf16"), tmp_path / "r", progress=False, compile=True,
                  log=quiet)
-    res = vaekit.train(cfg(epochs=2, precision="bf16"), tmp_path / "r", resume=True, progress=False, plots=False,
+    res = vaekit.train(cfg(epochs=2, precision="bf16"), tmp_path / "r", resume=True, progress=False,
                        compile=True, log=quiet)
     assert [h["epoch"] for h in res.history] == [1, 2]
     assert all(abs(h["valid_elbo"]) < 1e3 for h in res.history)
@@ -209,16 +229,16 @@ def test_fp16_with_a_gradient_scaler_matches_fp32_and_resumes_exactly(tmp_path):
     """float16 products (CPU autocast here; meant for GPUs without bf16) with a gradient
     scaler: float32 weights, an ELBO close to float32's, and the scaler's state in
     last.safetensors so that resume is exact."""
-    res32 = vaekit.train(cfg(epochs=3), tmp_path / "a", progress=False, plots=False, log=quiet)
-    res16 = vaekit.train(cfg(epochs=3, precision="fp16"), tmp_path / "b", progress=False, plots=False, log=quiet)
+    res32 = vaekit.train(cfg(epochs=3), tmp_path / "a", progress=False, log=quiet)
+    res16 = vaekit.train(cfg(epochs=3, precision="fp16"), tmp_path / "b", progress=False, log=quiet)
     assert all(p.dtype == torch.float32 for p in res16.model.parameters())
     a, b = res32.history[-1]["valid_elbo"], res16.history[-1]["valid_elbo"]
     assert abs(a - b) < 1.0, (a, b)
     _, meta = ckpt.load_training_state(tmp_path / "b" / "last.safetensors", build_model(cfg().model, (1, 8, 8)),
                                        torch.optim.Adam(build_model(cfg().model, (1, 8, 8)).parameters()))
     assert meta["grad_scaler"]["scale"] > 0
-    vaekit.train(cfg(epochs=1, precision="fp16"), tmp_path / "c", progress=False, plots=False, log=quiet)
-    vaekit.train(cfg(epochs=3, precision="fp16"), tmp_path / "c", resume=True, progress=False, plots=False, log=quiet)
+    vaekit.train(cfg(epochs=1, precision="fp16"), tmp_path / "c", progress=False, log=quiet)
+    vaekit.train(cfg(epochs=3, precision="fp16"), tmp_path / "c", resume=True, progress=False, log=quiet)
     straight, _ = ckpt._load_tensors(tmp_path / "b" / "last.safetensors")
     resumed, _ = ckpt._load_tensors(tmp_path / "c" / "last.safetensors")
     for k in straight:
@@ -231,8 +251,8 @@ def test_compiled_fp32_training_matches_eager(tmp_path, monkeypatch):
     import torch._inductor.config
 
     monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
-    eager = vaekit.train(cfg(epochs=2), tmp_path / "e", progress=False, plots=False, log=quiet)
-    compiled = vaekit.train(cfg(epochs=2), tmp_path / "c", progress=False, plots=False, compile=True, log=quiet)
+    eager = vaekit.train(cfg(epochs=2), tmp_path / "e", progress=False, log=quiet)
+    compiled = vaekit.train(cfg(epochs=2), tmp_path / "c", progress=False, compile=True, log=quiet)
     for a, b in zip(eager.history, compiled.history):  # same noise, fused kernels: equal up to rounding
         assert abs(a["valid_elbo"] - b["valid_elbo"]) < 0.01, (a["valid_elbo"], b["valid_elbo"])
         assert abs(a["train_elbo"] - b["train_elbo"]) < 0.01, (a["train_elbo"], b["train_elbo"])

@@ -9,7 +9,7 @@
 
 __version__ = "0.1.0"
 
-from . import bounds, kl  # noqa: E402
+from . import bounds, kl, objectives  # noqa: E402
 from .checkpoint import load  # noqa: E402
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, load_config  # noqa: E402
 from .data import load_dataset  # noqa: E402
@@ -21,5 +21,6 @@ from .tutorial import VariationalAutoencoder  # noqa: E402
 
 __all__ = [
     "VAE", "CheckpointError", "DataConfig", "DataError", "DivergenceError", "ModelConfig", "RunConfig", "TrainConfig",
-    "VaekitError", "VariationalAutoencoder", "bounds", "build_model", "evaluate", "kl", "load", "load_config", "load_dataset", "train",
+    "VaekitError", "VariationalAutoencoder", "bounds", "build_model", "evaluate", "kl", "load", "load_config",
+    "load_dataset", "objectives", "train",
 ]

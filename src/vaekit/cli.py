@@ -225,12 +225,21 @@ def cmd_train(a) -> int:
         cfg = RunConfig.from_dict(d, source=a.config or "options")
     if a.frame_every is not None:
         _positive(a.frame_every, "--frame-every")
+    callbacks = []
+    if not a.no_plots:
+        from .plots.callbacks import Pictures
+
+        callbacks.append(Pictures(a.frame_every))
+    if a.tensorboard:
+        from .plots.callbacks import TensorBoard
+
+        callbacks.append(TensorBoard())
     ctx = setup(a.device)
     # under torchrun every process needs the same folder: rank 0's clock names it
     out = a.out or ctx.broadcast(f"runs/{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     t0 = time.perf_counter()
     result = train(cfg, out, resume=a.resume, force=a.force, progress=False if a.no_progress else None,
-                   plots=not a.no_plots, frame_every=a.frame_every, tensorboard=a.tensorboard, compile=a.compile,
+                   callbacks=callbacks, compile=a.compile,
                    device=a.device, log=lambda m: print(m, flush=True))
     if not ctx.is_main:
         return 0
@@ -260,18 +269,9 @@ def _run_config_for_data(run_dir: str, data: str | None, data_dir: str | None) -
     return cfg
 
 
-def _load_split(cfg: RunConfig, split: str, image_shape):
-    from .data import load_dataset, prepare
-
-    ds = load_dataset(cfg.data.name, split, cfg.data.data_dir)
-    if tuple(ds.image_shape) != tuple(image_shape):
-        raise VaekitError(f"the model was trained on images of shape {tuple(image_shape)} but "
-                          f"'{cfg.data.name}' has {tuple(ds.image_shape)}; evaluate on data of the same size")
-    return prepare(ds, cfg.data.binarize)
-
-
 def cmd_evaluate(a) -> int:
     from .checkpoint import load
+    from .runs import load_split
     from .distributed import setup
     from .evaluate import evaluate
 
@@ -280,7 +280,7 @@ def cmd_evaluate(a) -> int:
     ctx = setup(a.device)
     cfg = _run_config_for_data(a.run_dir, a.data, _abs_dir(a.data_dir))
     model = load(a.run_dir, checkpoint=a.checkpoint, device=ctx.device)
-    ds = ctx.main_first(lambda: _load_split(cfg, a.split, model.image_shape))  # rank 0 downloads, if it must
+    ds = ctx.main_first(lambda: load_split(cfg, a.split, model.image_shape))  # rank 0 downloads, if it must
     t0 = time.perf_counter()
     res = evaluate(model, ds.x, iw_samples=a.iw_samples, batch_size=a.batch_size, seed=a.seed,
                    progress=not a.no_progress and not a.json, context=ctx)
@@ -322,12 +322,13 @@ def cmd_sample(a) -> int:
 
 def cmd_reconstruct(a) -> int:
     from .checkpoint import load
+    from .runs import load_split
     from .plots import save_reconstructions
 
     _positive(a.n, "-n")
     cfg = _run_config_for_data(a.run_dir, None, _abs_dir(a.data_dir))
     model = load(a.run_dir)
-    ds = _load_split(cfg, a.split, model.image_shape)
+    ds = load_split(cfg, a.split, model.image_shape)
     path = save_reconstructions(model, ds.x, _out_path(a.out, a.run_dir, "reconstructions.png"), n=a.n)
     print(f"wrote {path}")
     return 0

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .bounds import StreamingLogMeanExp, bits_per_dim
 from .errors import VaekitError
-from .kl import gaussian_kl_per_dim
+from .objectives import ELBO
 
 # decoder outputs held at once: chunk_samples * batch_images * D <= this (8 MB in float32:
 # small enough to stay in cache; 2^21 ran about twice as fast as 2^25 on a 2-core CPU)
@@ -37,9 +37,10 @@ def elbo_sums(model, x: torch.Tensor, batch_size: int = 1000, n_samples: int = 1
     model.eval()
     dev = _device(model)
     totals = torch.zeros(3, dtype=torch.float64)
+    objective = ELBO(n_samples=n_samples)
     for i in range(0, x.shape[0], batch_size):
-        t = model(x[i : i + batch_size].to(dev), n_samples=n_samples)
-        totals += torch.stack([t.elbo.sum(), t.reconstruction.sum(), t.kl.sum()]).cpu().double()
+        t = objective.terms(model, x[i : i + batch_size].to(dev))
+        totals += torch.stack([t.elbo, t.reconstruction, t.kl]).cpu().double()
     model.train(was_training)
     return totals
 
@@ -136,13 +137,13 @@ def kl_per_dimension(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Te
     """Mean KL(q(z_i|x) || p(z_i)) over the images, one value per latent dimension ``[L]``, in nats.
 
     Dimensions with a KL near zero carry no information about x ("inactive units").
-    Needs a Gaussian prior (the KL is analytic per dimension).
+    In closed form for a Gaussian prior, else the model's Monte Carlo estimate
+    (:meth:`vaekit.VAE.kl_per_dim`).
     """
-    p = model.prior()
     total = torch.zeros(model.latent_dim, dtype=torch.float64)
     for i in range(0, x.shape[0], batch_size):
         q = model.encode(x[i : i + batch_size])
-        total += gaussian_kl_per_dim(q.mu, q.logvar, p.mu, p.logvar).double().sum(0).cpu()
+        total += model.kl_per_dim(q).double().sum(0).cpu()
     return (total / x.shape[0]).float()
 
 

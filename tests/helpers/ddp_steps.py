@@ -21,7 +21,8 @@ from vaekit.config import RunConfig
 from vaekit.distributed import local_rows, setup, teardown
 from vaekit.errors import DivergenceError
 from vaekit.models import build_model
-from vaekit.train import _train_epoch, make_optimizer, make_step_loss
+from vaekit.objectives import ELBO
+from vaekit.train import make_optimizer, make_step, train_epoch
 
 
 def main() -> None:
@@ -41,14 +42,14 @@ def main() -> None:
     if len(sys.argv) > 2:  # "nan-on-last-rank": that rank's share of the third batch is NaN
         x[20 + 5 : 30] = float("nan")
         try:
-            _train_epoch(net, opt, x[local_rows(47, 10, ctx.world_size, ctx.rank)], 10, 1,
-                         step_loss=make_step_loss(net), ctx=ctx, n_global=47)
+            train_epoch(make_step(net), ELBO(), opt, x[local_rows(47, 10, ctx.world_size, ctx.rank)], 10,
+                        ctx=ctx, n_global=47)
         except DivergenceError as e:
             (out / f"diverged{ctx.rank}.txt").write_text(str(e))
         teardown(wait=True)  # every rank gets here: leave together
         return
-    _train_epoch(net, opt, x[local_rows(47, 10, ctx.world_size, ctx.rank)], 10, 1,
-                 step_loss=make_step_loss(net), ctx=ctx, n_global=47)  # this rank's rows only, as vaekit.train
+    train_epoch(make_step(net), ELBO(), opt, x[local_rows(47, 10, ctx.world_size, ctx.rank)], 10,
+                ctx=ctx, n_global=47)  # this rank's rows only, as vaekit.train
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / f"rank{ctx.rank}.safetensors"))
     teardown(wait=True)
 

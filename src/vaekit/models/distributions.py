@@ -54,6 +54,10 @@ class DiagonalNormal:
         sq = (z - self.mu).pow(2) * torch.exp(-self.logvar)
         return -0.5 * (sq + self.logvar + LOG_2PI).sum(dim=-1)
 
+    def log_prob_per_dim(self, z: torch.Tensor) -> torch.Tensor:
+        """log N(z_j; mu_j, sigma_j^2) of each dimension (same shape as ``z``)."""
+        return -0.5 * ((z - self.mu).pow(2) * torch.exp(-self.logvar) + self.logvar + LOG_2PI)
+
     def entropy(self) -> torch.Tensor:
         return 0.5 * (self.logvar + 1.0 + LOG_2PI).sum(dim=-1)
 

@@ -18,6 +18,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from ..errors import VaekitError
+from ..kl import gaussian_kl_per_dim
 from .distributions import DiagonalNormal, StandardNormal
 
 
@@ -27,6 +29,7 @@ class ELBOTerms(NamedTuple):
     elbo: torch.Tensor  # [B]
     reconstruction: torch.Tensor  # [B]  E_q[log p(x|z)]
     kl: torch.Tensor  # [B]  KL(q(z|x) || p(z))
+    kl_per_dim: torch.Tensor | None = None  # [B, L] when asked for
 
 
 class VAE(nn.Module):
@@ -59,8 +62,32 @@ class VAE(nn.Module):
             z = q.rsample()
         return (q.log_prob(z) - p.log_prob(z)).reshape(-1, *q.mean.shape[:-1]).mean(0)
 
-    def forward(self, x: torch.Tensor, n_samples: int = 1) -> ELBOTerms:
-        """Per-example ELBO terms for ``x [B, D]`` with ``n_samples`` samples of z."""
+    def kl_per_dim(self, q: DiagonalNormal, z: torch.Tensor | None = None) -> torch.Tensor:
+        """KL(q(z_j|x) || p(z_j)) per latent dimension ``[B, L]``: in closed form for a Gaussian prior,
+        else a Monte Carlo estimate from ``z`` (or a fresh sample) when the prior scores each
+        dimension (``log_prob_per_dim``, its marginals). Priors that do neither raise."""
+        p = self.prior()
+        if isinstance(q, DiagonalNormal) and isinstance(p, DiagonalNormal):
+            return gaussian_kl_per_dim(q.mu, q.logvar, p.mu, p.logvar)
+        if not hasattr(p, "log_prob_per_dim"):
+            raise VaekitError(f"the prior '{type(self.prior).__name__}' has no KL per latent dimension "
+                              "(it does not factorise and gives no marginals); free bits and the KL-per-dimension "
+                              "figure need one")
+        if z is None:
+            z = q.rsample()
+        per = q.log_prob_per_dim(z) - p.log_prob_per_dim(z)
+        return per.reshape(-1, *q.mean.shape).mean(0)
+
+    def forward(self, x: torch.Tensor, n_samples: int = 1, kl_per_dim: bool = False,
+                log_weights: bool = False) -> ELBOTerms:
+        """Per-example ELBO terms for ``x [B, D]`` with ``n_samples`` samples of z.
+
+        ``kl_per_dim=True`` also returns the KL of each latent dimension ``[B, L]``;
+        ``log_weights=True`` returns :meth:`log_weights` instead (so that objectives reach it
+        through ``forward``, as a DistributedDataParallel wrapper requires).
+        """
+        if log_weights:
+            return self.log_weights(x, n_samples)
         q = self.encoder(x)
         if n_samples == 1:
             z = q.rsample()  # [B, L]
@@ -68,6 +95,10 @@ class VAE(nn.Module):
         else:
             z = q.rsample((n_samples,))  # [N, B, L]
             rec = self.decoder(z).log_prob(x).mean(0)  # [B]
+        if kl_per_dim:
+            per_dim = self.kl_per_dim(q, z)
+            kl = per_dim.sum(-1)
+            return ELBOTerms(rec - kl, rec, kl, per_dim)
         kl = self.kl(q, z)
         return ELBOTerms(rec - kl, rec, kl)
 

@@ -1,0 +1,125 @@
+"""Objectives: what training minimises and what it reports, in nats.
+
+The model says how to score a batch (its ELBO terms, or its log-weights); an objective
+turns that into the loss to minimise and the terms to report. The trainer and
+:mod:`vaekit.evaluate` use the same objects, so what is trained is what is measured.
+
+* :class:`ELBO` (Kingma & Welling, 2014): E_q[log p(x|z)] − β · KL(q(z|x) ‖ p(z)), with
+  ``n_samples`` reparameterised samples of z. β = 1 is the true bound; β ≠ 1 is the
+  β-VAE (Higgins et al., 2017). ``free_bits = λ`` clamps the batch-mean KL of every latent
+  dimension below at λ nats (Kingma et al., 2016), so no dimension is pushed all the way to
+  the prior; it needs a KL that factorises per dimension.
+* :class:`IWAE` (Burda et al., 2016): log (1/K) Σ_k w_k with K samples; the reported bound
+  is that value itself, never a surrogate.
+
+Every objective also reports the plain ELBO, so runs with different objectives compare.
+A schedule acts on the objective, not in the loop: :func:`kl_warmup` gives the objective
+of an epoch with its KL weight ramped from 0 to β.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import NamedTuple
+
+import torch
+
+from .bounds import iwae_bound
+from .errors import VaekitError
+
+
+class BatchTerms(NamedTuple):
+    """Sums over a batch (0-d float32 tensors), in nats; ``kl_per_dim`` is ``[L]`` when the objective needs it."""
+
+    bound: torch.Tensor  # the objective's bound on log p(x): the ELBO, or the IWAE bound
+    elbo: torch.Tensor  # the plain ELBO (Monte Carlo KL when the objective sampled it)
+    reconstruction: torch.Tensor  # E_q[log p(x|z)]
+    kl: torch.Tensor  # KL(q(z|x) || p(z))
+    kl_per_dim: torch.Tensor | None = None
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise VaekitError(msg)
+
+
+@dataclasses.dataclass(frozen=True)
+class ELBO:
+    """The evidence lower bound, optionally with a KL weight ``beta`` and ``free_bits`` per latent dimension."""
+
+    beta: float = 1.0
+    free_bits: float = 0.0
+    n_samples: int = 1
+    name = "elbo"
+
+    def __post_init__(self):
+        _check(self.beta >= 0 and math.isfinite(self.beta), f"beta (the KL weight) must be >= 0, got {self.beta!r}")
+        _check(self.free_bits >= 0 and math.isfinite(self.free_bits),
+               f"free_bits must be >= 0 nats per latent dimension, got {self.free_bits!r}")
+        _check(isinstance(self.n_samples, int) and self.n_samples >= 1,
+               f"n_samples (samples of z per image) must be a whole number >= 1, got {self.n_samples!r}")
+
+    @property
+    def kl_weight(self) -> float:
+        return self.beta
+
+    def with_kl_weight(self, weight: float) -> "ELBO":
+        """This objective with its KL weight scaled by ``weight`` (0..1), as KL warm-up does."""
+        return self if weight == 1.0 else dataclasses.replace(self, beta=self.beta * weight)
+
+    def terms(self, model, x: torch.Tensor) -> BatchTerms:
+        """The batch's sums; ``model`` is a VAE (or a wrapper that forwards to one)."""
+        t = model(x, n_samples=self.n_samples, kl_per_dim=True) if self.free_bits > 0 else \
+            model(x, n_samples=self.n_samples)
+        rec, kl = t.reconstruction.sum(), t.kl.sum()
+        elbo = t.elbo.sum()
+        per_dim = t.kl_per_dim.sum(0) if t.kl_per_dim is not None else None
+        return BatchTerms(elbo, elbo, rec, kl, per_dim)
+
+    def loss(self, terms: BatchTerms, n_images: float) -> torch.Tensor:
+        """What the optimiser minimises, per image of the batch (``n_images`` of them)."""
+        rec, kl = terms.reconstruction, terms.kl
+        if self.free_bits > 0:
+            # Kingma et al. (2016): sum_j max(lambda, batch-mean KL_j), times the batch size
+            kl = terms.kl_per_dim.div(n_images).clamp_min(self.free_bits).sum() * n_images
+        return (kl - rec if self.beta == 1.0 else self.beta * kl - rec) / n_images
+
+
+@dataclasses.dataclass(frozen=True)
+class IWAE:
+    """The importance-weighted bound with ``k`` samples per image; K = 1 is the ELBO with a sampled KL."""
+
+    k: int = 5
+    name = "iwae"
+
+    def __post_init__(self):
+        _check(isinstance(self.k, int) and self.k >= 1, f"the IWAE needs K >= 1 samples, got {self.k!r}")
+
+    kl_weight = 1.0
+
+    def with_kl_weight(self, weight: float) -> "IWAE":
+        if weight != 1.0:
+            raise VaekitError("KL warm-up weights the KL term of the ELBO; the IWAE bound has none: "
+                              "drop --warmup-epochs or use --objective elbo")
+        return self
+
+    def terms(self, model, x: torch.Tensor) -> BatchTerms:
+        log_w, log_px_z = model(x, n_samples=self.k, log_weights=True)  # [K, B] each
+        bound = iwae_bound(log_w).sum()
+        elbo = log_w.mean(0).sum()
+        rec = log_px_z.mean(0).sum()
+        return BatchTerms(bound, elbo, rec, rec - elbo)
+
+    def loss(self, terms: BatchTerms, n_images: float) -> torch.Tensor:
+        return -terms.bound / n_images
+
+
+def kl_warmup(objective, epoch: int, warmup_epochs: int):
+    """The objective of ``epoch`` (1-based): its KL weight times min(1, epoch / warmup_epochs)."""
+    if warmup_epochs == 0:
+        return objective
+    return objective.with_kl_weight(min(1.0, epoch / warmup_epochs))
+
+
+__all__ = ["BatchTerms", "ELBO", "IWAE", "kl_warmup"]

@@ -1,0 +1,105 @@
+"""The run directory's life: create, resume, force, and the data as the run saw it.
+
+A run directory holds ``config.json``, ``model.safetensors`` (best valid ELBO),
+``last.safetensors`` (weights, optimiser and random states for exact resume),
+``metrics.jsonl`` and the pictures. Nothing here trains; :mod:`vaekit.train` does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import checkpoint as ckpt
+from .config import RunConfig
+from .data import Dataset, load_dataset, prepare
+from .errors import DataError, VaekitError
+
+FRAMES_DIR = "frames"
+# pictures a run may hold (the names vaekit.plots writes); --force removes these too, and the frames
+PICTURE_FILES = ("manifold.png", "scatter.png", "reconstructions.png", "samples.png", "interpolation.png",
+                 "curves.png", "kl.png", "training.gif", "report.html")
+# what a run directory may hold; --force removes only these
+RUN_FILES = (ckpt.CONFIG_FILE, ckpt.BEST_FILE, ckpt.LAST_FILE, ckpt.METRICS_FILE, *PICTURE_FILES)
+# settings that only say when to stop: they may change when a run is resumed
+RESUMABLE_CHANGES = ("epochs", "patience", "max_minutes")
+
+
+def check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
+    """Refuse to touch an existing run unless asked to; changes nothing."""
+    if resume:
+        if not (run_dir / ckpt.LAST_FILE).is_file():
+            raise VaekitError(f"cannot resume: '{run_dir}' holds no {ckpt.LAST_FILE}; "
+                              "start a new run without --resume")
+        return
+    if run_dir.exists() and not run_dir.is_dir():
+        raise VaekitError(f"'{run_dir}' is a file, not a run directory; choose another --out")
+    if run_dir.exists() and any(run_dir.iterdir()) and not force:
+        raise VaekitError(f"run directory '{run_dir}' already exists; pass --resume to continue it, "
+                          "--force to overwrite it, or choose another --out")
+
+
+def started_but_unsaved(run_dir: Path) -> bool:
+    """A run that was stopped before its first epoch was saved: its config is written, its trainer state is not.
+    Resuming it means starting it afresh (with the saved settings)."""
+    return (run_dir / ckpt.CONFIG_FILE).is_file() and not (run_dir / ckpt.LAST_FILE).is_file()
+
+
+def check_same_run(saved: RunConfig, given: RunConfig, run_dir: Path) -> None:
+    """A resumed run must have the saved settings, except those that say when to stop."""
+    a, b = saved.to_dict(), given.to_dict()
+    for key in RESUMABLE_CHANGES:
+        a["train"].pop(key), b["train"].pop(key)
+    diff = [f"{s}.{k}" for s in a if isinstance(a[s], dict) for k in a[s] if a[s][k] != b[s].get(k)]
+    if diff:
+        raise VaekitError(f"cannot resume '{run_dir}' with different settings ({', '.join(diff)}); "
+                          f"only {', '.join(RESUMABLE_CHANGES)} may change on resume")
+
+
+def start_run_dir(run_dir: Path, resume: bool) -> None:
+    """Create the folder; sweep temporary files a killed process left; for a forced fresh
+    start remove the old run's files (and only those)."""
+    for folder in (run_dir, run_dir / FRAMES_DIR):
+        for tmp in folder.glob(".*.tmp") if folder.is_dir() else []:
+            tmp.unlink(missing_ok=True)
+    if not resume:
+        for name in RUN_FILES:
+            (run_dir / name).unlink(missing_ok=True)
+        frames = run_dir / FRAMES_DIR
+        for frame in frames.glob("epoch_*.png") if frames.is_dir() else []:
+            frame.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _check_binary(ds: Dataset, cfg: RunConfig) -> None:
+    if ds.binary:  # binary by construction (binarized files, or binarized already)
+        return
+    odd = ds.x[(ds.x != 0) & (ds.x != 1)]
+    if odd.numel():
+        raise DataError(f"the Bernoulli likelihood needs pixels that are 0 or 1, but the {ds.split} split of "
+                        f"'{ds.name}' holds values such as {odd[0].item():.3g}; binarize it "
+                        "(--binarize dynamic or static) or use --likelihood gaussian")
+
+
+def load_split(cfg: RunConfig, split: str, image_shape: tuple[int, ...] | None = None) -> Dataset:
+    """One split as the run saw it: read from the run's data folder, binarized as the run was
+    (held-out splits with one fixed sample). ``image_shape``: the model's, checked against the data."""
+    ds = load_dataset(cfg.data.name, split, cfg.data.data_dir)
+    if image_shape is not None and tuple(ds.image_shape) != tuple(image_shape):
+        raise VaekitError(f"the model was trained on images of shape {tuple(image_shape)} but "
+                          f"'{cfg.data.name}' has {tuple(ds.image_shape)}; evaluate on data of the same size")
+    if split == "train" and cfg.data.binarize == "dynamic":
+        return ds  # re-binarized by the trainer every epoch
+    return prepare(ds, cfg.data.binarize)
+
+
+def load_splits(cfg: RunConfig) -> tuple[Dataset, Dataset]:
+    """The training split (as stored, binarized later if dynamic) and the prepared valid split."""
+    train, valid = load_split(cfg, "train"), load_split(cfg, "valid")
+    if cfg.model.likelihood == "bernoulli" and cfg.data.binarize != "dynamic":
+        for ds in (train, valid):
+            _check_binary(ds, cfg)
+    return train, valid
+
+
+__all__ = ["FRAMES_DIR", "RUN_FILES", "RESUMABLE_CHANGES", "check_run_dir", "check_same_run", "load_split",
+           "load_splits", "start_run_dir", "started_but_unsaved"]
