@@ -23,7 +23,7 @@ def load_train_images(data_dir: str | None, n: int = 50000) -> tuple[torch.Tenso
 
     folder = Path(data_dir) if data_dir else DEFAULT_DATA
     if folder.is_dir():
-        return load_dataset("binarized-mnist", "train", folder).x[:n], f"binarized MNIST train ({folder})"
+        return load_dataset("binarized-mnist", "train", folder).x[:n].flatten(1), f"binarized MNIST train ({folder})"
     g = torch.Generator().manual_seed(0)
     return torch.bernoulli(torch.full((n, 784), 0.13), generator=g), "random binary 784-pixel images (no data dir)"
 

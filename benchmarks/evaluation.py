@@ -38,7 +38,7 @@ def main() -> None:
     a = ap.parse_args()
     folder = Path(a.data_dir) if a.data_dir else Path(__file__).resolve().parents[2] / "shared/data/binarized_mnist"
     if folder.is_dir():
-        x, source = load_dataset("binarized-mnist", "valid", folder).x[: a.n_images], "binarized MNIST valid"
+        x, source = load_dataset("binarized-mnist", "valid", folder).x[: a.n_images].flatten(1), "binarized MNIST valid"
     else:
         x, source = torch.bernoulli(torch.full((a.n_images, 784), 0.13)), "random binary images"
     torch.manual_seed(0)

@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     except vaekit.VaekitError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    x = train.x  # [N, 784] grey levels in [0, 1], as the assignment fed them
+    x = train.x.flatten(1)  # [N, 784] grey levels in [0, 1], as the assignment fed them
     torch.manual_seed(args.seed)
     model = VariationalAutoencoder(ndims=x.shape[1], nlatent=args.nlatent)
     draw = args.nlatent == 2
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
         atomic_write_bytes(out / "latent_space_vae.png", buf.getvalue())
         write_gif(frames, out / "vae.gif")
     if args.evaluate:
-        summary["valid"] = score(model, valid.x, args.evaluate)
+        summary["valid"] = score(model, valid.x.flatten(1), args.evaluate)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     print(f"trained in {train_seconds:.1f} s; mean loss of the last {min(100, args.steps)} steps "
           f"{summary['final_loss']:.2f} "

@@ -38,11 +38,11 @@ def test_prepare_binarizes_held_out_splits_the_same_way_every_time():
 def test_real_binarized_mnist_valid_split():
     folder = shared_data("binarized_mnist")
     ds = load_dataset("binarized-mnist", "valid", folder)
-    assert ds.x.shape == (10000, 784) and ds.binary
+    assert ds.x.shape == (10000, 1, 28, 28) and ds.binary and ds.levels == 2
     assert set(ds.x[:100].unique().tolist()) == {0.0, 1.0}
 
 
 def test_real_mnist_test_split():
     folder = shared_data("mnist")
     ds = load_dataset("mnist", "test", folder)
-    assert ds.x.shape == (10000, 784) and ds.labels[:5].tolist() == [7, 2, 1, 0, 4]
+    assert ds.x.shape == (10000, 1, 28, 28) and ds.labels[:5].tolist() == [7, 2, 1, 0, 4] and ds.levels == 256

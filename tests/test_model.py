@@ -24,9 +24,22 @@ def test_shapes_and_sampling():
     log_w, log_px = model.log_weights(x, 6)
     assert log_w.shape == log_px.shape == (6, 5)
     s = model.sample(7)
-    assert s.shape == (7, 9) and s.min() >= 0 and s.max() <= 1
+    assert s.shape == (7, 1, 3, 3) and s.min() >= 0 and s.max() <= 1  # images, not rows of pixels
     assert set(model.sample(3, mean=False).unique().tolist()) <= {0.0, 1.0}
-    assert model.reconstruct(x).shape == (5, 9)
+    assert model.reconstruct(x).shape == (5, 1, 3, 3)
+    assert model.latent_code(x).shape == (5, 2)
+
+
+def test_images_and_rows_of_pixels_give_the_same_terms():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(latent_dim=2, hidden=(8,)), (1, 3, 3))
+    images = torch.bernoulli(torch.full((5, 1, 3, 3), 0.5))
+    torch.manual_seed(1)
+    a = model(images, n_samples=3)
+    torch.manual_seed(1)
+    b = model(images.reshape(5, 9), n_samples=3)
+    assert all(torch.equal(u, v) for u, v in zip(a[:3], b[:3]))
+    assert torch.equal(model.reconstruct(images), model.reconstruct(images.reshape(5, 9)))
 
 
 def test_gaussian_likelihood_model():
@@ -35,4 +48,4 @@ def test_gaussian_likelihood_model():
     t = model(x)
     assert torch.isfinite(t.elbo).all()
     # with sigma=0.5 a perfect fit would have log p = -D log(0.5 sqrt(2 pi)) > 0 per image
-    assert model.sample(2).shape == (2, 4)
+    assert model.sample(2).shape == (2, 1, 2, 2)

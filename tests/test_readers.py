@@ -152,7 +152,7 @@ def test_mnist_loader_reads_user_files_and_splits(tmp_path):
     valid = load_dataset("mnist", "valid", tmp_path / "m")
     test = load_dataset("fashion-mnist", "test", tmp_path / "m")
     assert (len(train), len(valid), len(test)) == (10, 10000, 20)
-    assert train.x.shape == (10, 784) and 0 <= train.x.min() and train.x.max() <= 1
+    assert train.x.shape == (10, 1, 28, 28) and 0 <= train.x.min() and train.x.max() <= 1
     assert train.labels.shape == (10,)
 
 
@@ -173,5 +173,5 @@ def test_binarized_mnist_reads_only_its_split(tmp_path):
     arr = np.random.default_rng(0).integers(0, 2, (4, 784), dtype=np.uint8)
     (tmp_path / "binarized_mnist_test.amat.gz").write_bytes(gzip.compress(amat_text(arr).encode()))
     ds = load_dataset("binarized-mnist", "test", tmp_path)
-    assert ds.binary and ds.labels is None and ds.x.shape == (4, 784)
-    np.testing.assert_array_equal(ds.x.numpy(), arr)
+    assert ds.binary and ds.labels is None and ds.x.shape == (4, 1, 28, 28)
+    np.testing.assert_array_equal(ds.x.numpy().reshape(4, 784), arr)  # row-major 28 x 28

@@ -61,9 +61,16 @@ class DataConfig:
     name: str = "mnist-5k"
     data_dir: str | None = None
     binarize: str | None = None
+    image_shape: tuple[int, int, int] | None = None  # (C, H, W); resolved from the data set and saved
 
     def __post_init__(self):
         from .data import DATASETS  # the registry of names
+
+        if isinstance(self.image_shape, list):
+            object.__setattr__(self, "image_shape", tuple(self.image_shape))
+        _check(self.image_shape is None or (len(self.image_shape) == 3 and all(_is_int(s) and s >= 1
+                                                                                for s in self.image_shape)),
+               f"data.image_shape must be [channels, height, width], got {self.image_shape!r}")
 
         _check(isinstance(self.name, str), f"data.name must be a string, got {self.name!r}")
         if self.name not in DATASETS:
@@ -181,17 +188,16 @@ class RunConfig:
     def __post_init__(self):
         from .data import DATASETS
 
+        from .models.likelihoods import check_data, default_binarize
+
+        # the likelihood's declaration of the pixels it models decides the binarization
+        spec = DATASETS[self.data.name]
         if self.data.binarize is None:
-            spec = DATASETS[self.data.name]
-            needs_binary = self.model.likelihood == "bernoulli"
-            mode = "dynamic" if (needs_binary and not spec.binary) else "none"
+            mode = default_binarize(self.model.likelihood, spec.binary)
             object.__setattr__(self, "data", dataclasses.replace(self.data, binarize=mode))
-        elif self.model.likelihood == "bernoulli" and self.data.binarize == "none" \
-                and not DATASETS[self.data.name].binary:
-            raise VaekitError(
-                f"the Bernoulli likelihood needs binary pixels but '{self.data.name}' is grayscale "
-                "and binarize is 'none'; use --binarize dynamic (or static), or --likelihood gaussian"
-            )
+        if self.data.image_shape is None:
+            object.__setattr__(self, "data", dataclasses.replace(self.data, image_shape=spec.image_shape))
+        check_data(self.model.likelihood, spec.binary, self.data.binarize, self.data.name)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format_version": FORMAT_VERSION}
@@ -237,6 +243,8 @@ class RunConfig:
             d.setdefault(sec, {}).update(values)
         if "data" in sections and "binarize" not in sections["data"]:
             d["data"]["binarize"] = None  # re-resolve for the new data or likelihood
+        if "data" in sections and "image_shape" not in sections["data"]:
+            d["data"]["image_shape"] = None
         if "model" in sections and "likelihood" in sections["model"] and "binarize" not in sections.get("data", {}):
             d["data"]["binarize"] = None
         return RunConfig.from_dict(d)

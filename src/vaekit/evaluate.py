@@ -54,7 +54,7 @@ def elbo_terms(model, x: torch.Tensor, batch_size: int = 1000, n_samples: int = 
 @torch.inference_mode()
 def _nll_per_image(model, x: torch.Tensor, iw_samples: int, batch_size: int, bar) -> tuple[torch.Tensor, float, float]:
     """-log p(x) estimates ``[N]`` (float64, CPU) and the summed reconstruction term and KL."""
-    n, d = x.shape
+    n, d = x.shape[0], x[0].numel()
     dev = _device(model)
     chunk = max(1, min(iw_samples, MAX_ELEMENTS // (batch_size * d)))
     nll = torch.empty(n, dtype=torch.float64)
@@ -93,7 +93,7 @@ def evaluate(model, x: torch.Tensor, iw_samples: int = 1000, batch_size: int = 1
         raise VaekitError(f"iw_samples (K) must be a whole number >= 1, got {iw_samples!r}")
     if batch_size < 1:
         raise VaekitError(f"batch_size must be >= 1, got {batch_size}")
-    n, d = x.shape
+    n, d = x.shape[0], x[0].numel() if x.shape[0] else 0
     if n == 0:
         raise VaekitError("nothing to evaluate: the data holds no images")
     distributed = context is not None and context.distributed
@@ -153,5 +153,5 @@ def unit_activity(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tenso
 
     A dimension is usually called active when this exceeds 0.01.
     """
-    means = torch.cat([model.encode(x[i : i + batch_size]).mu for i in range(0, x.shape[0], batch_size)])
+    means = torch.cat([model.latent_code(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
     return means.var(dim=0, unbiased=False)

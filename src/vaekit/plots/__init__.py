@@ -68,8 +68,9 @@ def write_figures(run_dir: str | Path, model=None, data=None, kinds: Iterable[st
     the two with the largest KL).
     """
     from ..checkpoint import load, load_run_config, read_metrics
-    from ..data import DATASETS, load_dataset, prepare
+    from ..data import DATASETS
     from ..evaluate import kl_per_dimension, unit_activity
+    from ..runs import load_split
 
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir else run_dir
@@ -84,7 +85,7 @@ def write_figures(run_dir: str | Path, model=None, data=None, kinds: Iterable[st
     config = load_run_config(run_dir)
     model = model if model is not None else load(run_dir)
     if data is None and any(k in kinds for k in ("manifold", "scatter", "recon", "interpolation", "kl", "report")):
-        data = prepare(load_dataset(config.data.name, "valid", data_dir or config.data.data_dir), config.data.binarize)
+        data = load_split(config, "valid", data_dir=data_dir)
     if dims is not None:
         for d in dims:
             if not 0 <= d < model.latent_dim:
@@ -141,10 +142,8 @@ def write_figures(run_dir: str | Path, model=None, data=None, kinds: Iterable[st
 
 
 def _summary(model, config, history, kl_dims, activity) -> dict[str, Any]:
-    from ..data import DATASETS
-
     m = config.model
-    shape = DATASETS[config.data.name].image_shape
+    shape = config.data.image_shape
     d = shape[0] * shape[1] * shape[2]
     s: dict[str, Any] = {
         "data": config.describe_data(),

@@ -156,7 +156,7 @@ def interpolation_figure(model, x: torch.Tensor, pairs: int = 5, steps: int = 10
     """
     pairs = min(pairs, x.shape[0] // 2)
     a_img, b_img = x[:pairs], x[pairs : 2 * pairs]
-    mu_a, mu_b = model.encode(a_img).mu, model.encode(b_img).mu
+    mu_a, mu_b = model.latent_code(a_img), model.latent_code(b_img)
     t = torch.linspace(0, 1, steps).to(mu_a)
     _, h, w = model.image_shape
     aspect = (pairs * (h + 1) + 1) / ((steps + 2) * (w + 1) + 1)
@@ -165,7 +165,7 @@ def interpolation_figure(model, x: torch.Tensor, pairs: int = 5, steps: int = 10
     for ax, (name, path) in zip(axes, (("linear", lerp), ("spherical", slerp))):
         z = path(mu_a, mu_b, t)  # [P, T, L]
         dec = model.decode(z.reshape(pairs * steps, -1)).mean.reshape(pairs, steps, -1)
-        rows = torch.cat([a_img.unsqueeze(1), dec, b_img.unsqueeze(1)], dim=1)  # [P, T+2, D]
+        rows = torch.cat([a_img.reshape(pairs, 1, -1), dec, b_img.reshape(pairs, 1, -1)], dim=1)  # [P, T+2, D]
         grid = image_grid(rows.reshape(pairs * (steps + 2), -1), model.image_shape, nrow=steps + 2)
         ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(f"{name} path between the two codes")

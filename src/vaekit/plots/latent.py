@@ -18,7 +18,7 @@ LABEL_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
 @torch.no_grad()
 def encode_means(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Posterior means E_q[z|x] ``[N, L]``."""
-    return torch.cat([model.encode(x[i : i + batch_size]).mu for i in range(0, x.shape[0], batch_size)]).cpu()
+    return torch.cat([model.latent_code(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]).cpu()
 
 
 def project_2d(z: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, tuple[str, str]]:
