@@ -127,3 +127,20 @@ def test_corrupt_checkpoint_is_reported(tmp_path, run_dir):
     (broken / "model.safetensors").write_bytes(b"garbage")
     code, _, err = run_cli("evaluate", str(broken), "--iw-samples", "2")
     assert code == 1 and "damaged" in err and "Traceback" not in err
+
+
+def test_every_config_option_reaches_the_saved_config(tmp_path, capsys):
+    """The train options are built from the config fields: each one lands in config.json."""
+    from vaekit.cli import _parser
+    from vaekit.config import cli_options
+
+    helptext = _parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert all(flag in helptext for _, _, flag, _ in cli_options())
+    out = tmp_path / "r"
+    assert main(["train", "--data", "digits", "--arch", "gated-mlp", "--latent-dim", "3", "--hidden", "8", "4",
+                 "--epochs", "1", "--lr", "0.002", "--warmup-epochs", "2", "--no-plots", "--no-progress",
+                 "--out", str(out)]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"]["arch"] == "gated-mlp" and saved["model"]["hidden"] == [8, 4]
+    assert saved["model"]["latent_dim"] == 3 and saved["train"]["lr"] == 0.002
+    assert saved["train"]["warmup_epochs"] == 2 and saved["data"]["image_shape"] == [1, 8, 8]

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .config import BINARIZE_CHOICES, LR_SCHEDULES, OPTIMIZERS, PRECISIONS, RunConfig, load_toml
+from .config import RunConfig, cli_options, load_toml
 from .distributed import DEVICES, teardown
 from .errors import VaekitError
 
@@ -26,19 +26,6 @@ EPILOG = """examples:
   vaekit reconstruct RUN_DIR --split valid -n 32 --out recon.png
   vaekit plot RUN_DIR --kind manifold scatter --projection tsne --out figures/
 """
-
-# train options that map onto config keys: (dest, section, key)
-_TRAIN_KEYS = [
-    ("data", "data", "name"), ("data_dir", "data", "data_dir"), ("binarize", "data", "binarize"),
-    ("latent_dim", "model", "latent_dim"), ("hidden", "model", "hidden"),
-    ("likelihood", "model", "likelihood"), ("sigma", "model", "sigma"),
-    ("epochs", "train", "epochs"), ("batch_size", "train", "batch_size"), ("lr", "train", "lr"),
-    ("optimizer", "train", "optimizer"), ("seed", "train", "seed"), ("n_samples", "train", "n_samples"),
-    ("warmup_epochs", "train", "warmup_epochs"), ("lr_schedule", "train", "lr_schedule"),
-    ("patience", "train", "patience"), ("max_minutes", "train", "max_minutes"),
-    ("grad_clip", "train", "grad_clip"), ("precision", "train", "precision"),
-]
-
 
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors: ``vaekit train: error: ... (see --help)``."""
@@ -54,9 +41,7 @@ def _abs_dir(path: str | None) -> str | None:
 
 def _parser() -> argparse.ArgumentParser:
     from .data import DATASETS
-    from .models import LIKELIHOODS
 
-    d = RunConfig()
     p = _Parser(
         prog="vaekit", description="Train, evaluate and sample Variational Autoencoders (Kingma & Welling, 2014).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -70,54 +55,14 @@ def _parser() -> argparse.ArgumentParser:
                                    "--config, which overrides the defaults shown.",
                        )
     t.add_argument("--config", metavar="FILE.toml", help="preset with [data], [model], [train] tables")
-    g = t.add_argument_group("data")
-    g.add_argument("--data", choices=sorted(DATASETS), default=None,
-                   help=f"data set (default: {d.data.name}, embedded, no download)")
-    g.add_argument("--data-dir", metavar="DIR", default=None,
-                   help="folder holding the data files (default: download into ~/.cache/vaekit/NAME, "
-                        "or into $VAEKIT_DATA/NAME when that is set)")
-    g.add_argument("--binarize", choices=BINARIZE_CHOICES, default=None,
-                   help="grayscale pixels: none, dynamic (new Bernoulli sample each epoch) or static (once) "
-                        "(default: dynamic with the Bernoulli likelihood, none with the Gaussian)")
-    g = t.add_argument_group("model")
-    g.add_argument("--latent-dim", type=int, metavar="N", default=None,
-                   help=f"latent dimensions (default: {d.model.latent_dim})")
-    g.add_argument("--hidden", type=int, nargs="+", metavar="N", default=None,
-                   help=f"hidden layer widths of the MLP encoder; the decoder mirrors them "
-                        f"(default: {' '.join(map(str, d.model.hidden))})")
-    g.add_argument("--likelihood", choices=sorted(LIKELIHOODS), default=None,
-                   help=f"p(x|z): bernoulli (binary pixels, logits) or gaussian (fixed sigma, the "
-                        f"tutorial's L2 loss) (default: {d.model.likelihood})")
-    g.add_argument("--sigma", type=float, metavar="F", default=None,
-                   help=f"standard deviation of the gaussian likelihood (default: {d.model.sigma:g})")
-    g = t.add_argument_group("training")
-    g.add_argument("--epochs", type=int, metavar="N", default=None, help=f"epochs (default: {d.train.epochs})")
-    g.add_argument("--batch-size", type=int, metavar="N", default=None,
-                   help=f"images per step; under torchrun, over all processes together (default: {d.train.batch_size})")
-    g.add_argument("--lr", type=float, metavar="F", default=None, help=f"learning rate (default: {d.train.lr:g})")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help=f"optimiser (default: {d.train.optimizer})")
-    g.add_argument("--seed", type=int, metavar="N", default=None, help=f"random seed (default: {d.train.seed})")
-    g.add_argument("--n-samples", type=int, metavar="N", default=None,
-                   help=f"samples of z per image in the training ELBO (default: {d.train.n_samples})")
-    g.add_argument("--warmup-epochs", type=int, metavar="N", default=None,
-                   help="KL warm-up: the KL weight rises linearly to 1 over N epochs; reported ELBOs always use "
-                        f"weight 1 (default: {d.train.warmup_epochs}, none)")
-    g.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
-                   help=f"constant, or cosine annealing to 0 over --epochs (default: {d.train.lr_schedule})")
-    g.add_argument("--patience", type=int, metavar="N", default=None,
-                   help="stop after N epochs without a better valid ELBO (default: 0, never)")
-    g.add_argument("--precision", choices=PRECISIONS, default=None,
-                   help="fp32; bf16: matrix products in bfloat16 under autocast (1.5-1.7x faster measured on "
-                        "a 2-core CPU with AVX512-BF16; for CPUs with AMX and Ampere or later GPUs too); fp16: "
-                        "float16 products with a gradient scaler, for GPUs without fast bf16. Weights, likelihood "
-                        "and reported numbers stay float32 (default: fp32)")
+    groups = {"data": t.add_argument_group("data"), "model": t.add_argument_group("model"),
+              "train": t.add_argument_group("training")}
+    for section, key, flag, kw in cli_options():  # each declared once, beside its config field
+        groups[section].add_argument(flag, dest=f"{section}.{key}", **kw)
+    g = groups["train"]
     g.add_argument("--compile", action="store_true",
                    help="compile the training step with torch.compile (needs a C++ compiler; 5-15 s once; "
                         "about +20%% with --precision bf16 on a 2-core CPU, no gain measured in fp32)")
-    g.add_argument("--grad-clip", type=float, metavar="F", default=None,
-                   help="rescale gradients whose global norm exceeds F (default: 0, off)")
-    g.add_argument("--max-minutes", type=float, metavar="F", default=None,
-                   help="stop before an epoch that would end past F minutes of training (default: 0, no limit)")
     g.add_argument("--device", choices=DEVICES, default="auto",
                    help="where to train: auto picks cuda, then mps, then cpu; under torchrun each process takes "
                         "the GPU of its local rank (default: auto)")
@@ -199,29 +144,30 @@ def _positive(value: int, name: str) -> None:
 def cmd_train(a) -> int:
     from .checkpoint import load_run_config
     from .distributed import setup
+    from .runs import RESUMABLE_CHANGES
     from .train import train
 
-    a.data_dir = _abs_dir(a.data_dir)
-    given = {dest: getattr(a, dest) for dest, _, _ in _TRAIN_KEYS if getattr(a, dest) is not None}
+    flags = {(sec, key): flag for sec, key, flag, _ in cli_options()}
+    given = {sk: getattr(a, f"{sk[0]}.{sk[1]}") for sk in flags if getattr(a, f"{sk[0]}.{sk[1]}") is not None}
+    if ("data", "data_dir") in given:
+        given[("data", "data_dir")] = _abs_dir(given[("data", "data_dir")])
     if a.resume:
         if not a.out:
             raise VaekitError("--resume needs --out RUN_DIR, the run to continue")
-        stop = {"epochs", "patience", "max_minutes"}  # when to stop may change; nothing else
-        extra = sorted(set(given) - stop) + (["config"] if a.config else [])
+        stop = {("train", k) for k in RESUMABLE_CHANGES}  # when to stop may change; nothing else
+        extra = [flags[k] for k in flags if k in given and k not in stop] + (["--config"] if a.config else [])
         if extra:
-            raise VaekitError(f"--resume continues a run with its saved settings; drop "
-                              f"{', '.join('--' + x.replace('_', '-') for x in extra)} "
+            raise VaekitError(f"--resume continues a run with its saved settings; drop {', '.join(extra)} "
                               "(only --epochs, --patience and --max-minutes may change)")
         cfg = load_run_config(a.out)
         if set(given) & stop:
-            cfg = cfg.override(train={k: given[k] for k in set(given) & stop})
+            cfg = cfg.override(train={k: given[(s, k)] for s, k in set(given) & stop})
     else:
         d = load_toml(a.config) if a.config else {}
-        for dest, sec, key in _TRAIN_KEYS:
-            if dest in given:
-                if not isinstance(d.setdefault(sec, {}), dict):
-                    raise VaekitError(f"{a.config}: '{sec}' must be a table")
-                d[sec][key] = given[dest]
+        for (sec, key), value in given.items():
+            if not isinstance(d.setdefault(sec, {}), dict):
+                raise VaekitError(f"{a.config}: '{sec}' must be a table")
+            d[sec][key] = value
         cfg = RunConfig.from_dict(d, source=a.config or "options")
     if a.frame_every is not None:
         _positive(a.frame_every, "--frame-every")
