@@ -112,7 +112,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     try:
         train = load_dataset(args.data, args.split, args.data_dir, download=args.data_dir is None)
-        valid = load_dataset(args.data, "valid", args.data_dir, download=args.data_dir is None) if args.evaluate else None
+        valid = (load_dataset(args.data, "valid", args.data_dir, download=args.data_dir is None)
+                 if args.evaluate else None)
     except vaekit.VaekitError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

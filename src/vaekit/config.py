@@ -20,7 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from .errors import VaekitError, suggest
+from .errors import VaekitError, unknown_name
 
 FORMAT_VERSION = 1
 BINARIZE_CHOICES = ("none", "dynamic", "static")
@@ -86,7 +86,7 @@ def _check(cond: bool, msg: str) -> None:
 
 def _check_choice(field: str, value: Any, valid: tuple[str, ...]) -> None:
     if value not in valid:
-        raise VaekitError(f"unknown {field} '{value}'{suggest(str(value), valid)}; valid: {', '.join(valid)}")
+        raise unknown_name(field, value, valid, sort=False)
 
 
 def _is_int(v: Any) -> bool:
@@ -129,10 +129,7 @@ class DataConfig:
 
         _check(isinstance(self.name, str), f"data.name must be a string, got {self.name!r}")
         if self.name not in DATASETS:
-            raise VaekitError(
-                f"unknown data set '{self.name}'{suggest(self.name, DATASETS)}; "
-                f"valid data sets: {', '.join(sorted(DATASETS))}"
-            )
+            raise unknown_name("data set", self.name, DATASETS)
         _check(self.data_dir is None or isinstance(self.data_dir, str),
                f"data.data_dir must be a path string, got {self.data_dir!r}")
         if self.binarize is not None:
@@ -168,9 +165,7 @@ class ModelConfig:
         for key, reg in (("arch", ARCHITECTURES), ("likelihood", LIKELIHOODS), ("prior", PRIORS)):
             val = getattr(self, key)
             if val not in reg:
-                raise VaekitError(
-                    f"unknown model.{key} '{val}'{suggest(str(val), reg)}; valid: {', '.join(sorted(reg))}"
-                )
+                raise unknown_name(f"model.{key}", val, reg)
         _check(_is_int(self.latent_dim) and self.latent_dim >= 1,
                f"latent_dim must be a whole number >= 1, got {self.latent_dim!r}")
         _check(isinstance(self.hidden, tuple) and all(_is_int(h) and h >= 1 for h in self.hidden),
@@ -276,23 +271,20 @@ class RunConfig:
             raise VaekitError(f"{source}: expected a table of [data], [model], [train]; got {type(d).__name__}")
         version = d.get("format_version", FORMAT_VERSION)
         if version != FORMAT_VERSION:
-            raise VaekitError(f"{source}: format_version {version!r} is not supported (this vaekit reads {FORMAT_VERSION})")
+            raise VaekitError(f"{source}: format_version {version!r} is not supported (this vaekit reads "
+                              f"{FORMAT_VERSION})")
         parts = {}
         for key, value in d.items():
             if key == "format_version":
                 continue
             if key not in _SECTIONS:
-                raise VaekitError(
-                    f"{source}: unknown table '{key}'{suggest(key, _SECTIONS)}; valid tables: {', '.join(_SECTIONS)}"
-                )
+                raise VaekitError(f"{source}: {unknown_name('table', key, _SECTIONS, sort=False)}")
             if not isinstance(value, dict):
                 raise VaekitError(f"{source}: '{key}' must be a table of settings, got {value!r}")
             valid = [f.name for f in fields(_SECTIONS[key])]
             for k in value:
                 if k not in valid:
-                    raise VaekitError(
-                        f"{source}: unknown key '{key}.{k}'{suggest(k, valid)}; valid keys in [{key}]: {', '.join(valid)}"
-                    )
+                    raise VaekitError(f"{source}: {unknown_name('key', k, valid, sort=False, shown=f'{key}.{k}')}")
             try:
                 parts[key] = _SECTIONS[key](**value)
             except TypeError as e:  # e.g. a non-comparable type slipping through

@@ -19,7 +19,7 @@ from typing import Any, Callable, TypeVar
 import torch
 import torch.distributed as tdist
 
-from .errors import VaekitError
+from .errors import VaekitError, unknown_name
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 T = TypeVar("T")
@@ -131,7 +131,7 @@ def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> 
     name = str(device)
     kind = name.split(":")[0]
     if kind not in DEVICES:
-        raise VaekitError(f"unknown device '{name}'; choose one of {', '.join(DEVICES)}")
+        raise unknown_name("device", name, DEVICES, sort=False)
     if kind == "auto":
         if torch.cuda.is_available():
             kind = "cuda"

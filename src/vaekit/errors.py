@@ -34,9 +34,10 @@ def suggest(name: str, valid: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def unknown_name(kind: str, name: str, valid: Iterable[str]) -> VaekitError:
-    """The error for a name that is not registered, listing the valid ones."""
-    valid = sorted(valid)
-    return VaekitError(
-        f"unknown {kind} '{name}'{suggest(name, valid)}; valid {kind}s: {', '.join(valid)}"
-    )
+def unknown_name(kind: str, name: str, valid: Iterable[str], sort: bool = True,
+                 shown: str | None = None) -> VaekitError:
+    """The one error for a name that is not one of the valid ones (a registry's, a list of choices):
+    ``unknown KIND 'NAME' (did you mean 'X'?); choose one of: A, B, C`` (``shown``: NAME as written there)."""
+    valid = sorted(valid) if sort else list(valid)
+    hint = suggest(str(name), valid)
+    return VaekitError(f"unknown {kind} '{shown or name}'{hint}; choose one of: {', '.join(valid)}")

@@ -26,7 +26,7 @@ from . import runs
 from .config import RunConfig
 from .data import Dataset, binarize
 from .distributed import Context, local_rows, setup, shard
-from .errors import CheckpointError, DivergenceError, VaekitError
+from .errors import DivergenceError, VaekitError
 from .evaluate import elbo_sums
 from .models import VAE, build_model
 from .objectives import ELBO, BatchTerms, kl_warmup

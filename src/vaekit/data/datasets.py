@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError, VaekitError
+from ..errors import DataError, VaekitError, unknown_name
 from .download import Resource, default_cache_dir, fetch
 from .readers import read_amat, read_idx
 
@@ -184,13 +184,9 @@ def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = 
                  download: bool = True) -> Dataset:
     """Load one split of a data set by name as float32 pixels in [0, 1]."""
     if name not in DATASETS:
-        from ..errors import unknown_name
-
         raise unknown_name("data set", name, DATASETS)
     if split not in SPLITS:
-        from ..errors import unknown_name
-
-        raise unknown_name("split", split, SPLITS)
+        raise unknown_name("split", split, SPLITS, sort=False)
     if data_dir is not None and not Path(data_dir).is_dir() and name not in ("mnist-5k", "digits"):
         raise VaekitError(f"--data-dir '{data_dir}' is not a folder; pass the folder that holds the {name} files")
     spec = DATASETS[name]

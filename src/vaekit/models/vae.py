@@ -125,7 +125,8 @@ class VAE(nn.Module):
         return pixels.reshape(pixels.shape[0], *self.image_shape) if self.image_shape else pixels
 
     def latent_code(self, x: torch.Tensor) -> torch.Tensor:
-        """Where the encoder puts each image: the posterior mean E_q[z|x] ``[B, L]`` (what pictures of the latent space show)."""
+        """Where the encoder puts each image: the posterior mean E_q[z|x] ``[B, L]`` (what pictures of the
+        latent space show)."""
         return self.encoder(x).mean
 
     @torch.no_grad()

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ..errors import VaekitError
+from ..errors import unknown_name
 
 PROJECTIONS = ("pca", "tsne")
 # one colour per label, the same in every figure (matplotlib's tab10)
@@ -39,7 +39,7 @@ def project_2d(z: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.nd
         perplexity = float(min(30, max(2, (len(z) - 1) // 3)))
         return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(z), \
             ("t-SNE 1", "t-SNE 2")
-    raise VaekitError(f"unknown projection '{method}'; valid: {', '.join(PROJECTIONS)}")
+    raise unknown_name("projection", method, PROJECTIONS)
 
 
 def scatter_figure(model, x: torch.Tensor, labels: torch.Tensor | None = None, projection: str = "pca",
