@@ -31,15 +31,18 @@ def _device(model) -> torch.device:
 
 
 @torch.inference_mode()
-def elbo_sums(model, x: torch.Tensor, batch_size: int = 1000, n_samples: int = 1) -> torch.Tensor:
-    """Summed ELBO, reconstruction term and KL over the images ``x [N, D]``: float64 ``[3]`` on the CPU."""
+def elbo_sums(model, x: torch.Tensor, batch_size: int = 1000, n_samples: int = 1,
+              y: torch.Tensor | None = None) -> torch.Tensor:
+    """Summed ELBO, reconstruction term and KL over the images ``x`` (labels ``y`` for a conditional
+    model): float64 ``[3]`` on the CPU."""
     was_training = model.training
     model.eval()
     dev = _device(model)
     totals = torch.zeros(3, dtype=torch.float64)
     objective = ELBO(n_samples=n_samples)
     for i in range(0, x.shape[0], batch_size):
-        t = objective.terms(model, x[i : i + batch_size].to(dev))
+        yb = y[i : i + batch_size].to(dev) if y is not None else None
+        t = objective.terms(model, x[i : i + batch_size].to(dev), yb)
         totals += torch.stack([t.elbo, t.reconstruction, t.kl]).cpu().double()
     model.train(was_training)
     return totals

@@ -39,6 +39,11 @@ class BatchTerms(NamedTuple):
     kl_per_dim: torch.Tensor | None = None
 
 
+def _labels(y: torch.Tensor | None) -> dict:
+    """Keyword arguments that hand the labels on, only when there are any (a plain model takes none)."""
+    return {} if y is None else {"y": y}
+
+
 def _check(cond: bool, msg: str) -> None:
     if not cond:
         raise VaekitError(msg)
@@ -68,10 +73,12 @@ class ELBO:
         """This objective with its KL weight scaled by ``weight`` (0..1), as KL warm-up does."""
         return self if weight == 1.0 else dataclasses.replace(self, beta=self.beta * weight)
 
-    def terms(self, model, x: torch.Tensor) -> BatchTerms:
-        """The batch's sums; ``model`` is a VAE (or a wrapper that forwards to one)."""
-        t = model(x, n_samples=self.n_samples, kl_per_dim=True) if self.free_bits > 0 else \
-            model(x, n_samples=self.n_samples)
+    def terms(self, model, x: torch.Tensor, y: torch.Tensor | None = None) -> BatchTerms:
+        """The batch's sums; ``model`` is a VAE (or a wrapper that forwards to one); ``y`` the labels, if any."""
+        kw = _labels(y)
+        if self.free_bits > 0:
+            kw["kl_per_dim"] = True
+        t = model(x, n_samples=self.n_samples, **kw)
         rec, kl = t.reconstruction.sum(), t.kl.sum()
         elbo = t.elbo.sum()
         per_dim = t.kl_per_dim.sum(0) if t.kl_per_dim is not None else None
@@ -104,8 +111,8 @@ class IWAE:
                               "drop --warmup-epochs or use --objective elbo")
         return self
 
-    def terms(self, model, x: torch.Tensor) -> BatchTerms:
-        log_w, log_px_z = model(x, n_samples=self.k, log_weights=True)  # [K, B] each
+    def terms(self, model, x: torch.Tensor, y: torch.Tensor | None = None) -> BatchTerms:
+        log_w, log_px_z = model(x, n_samples=self.k, log_weights=True, **_labels(y))  # [K, B] each
         bound = iwae_bound(log_w).sum()
         elbo = log_w.mean(0).sum()
         rec = log_px_z.mean(0).sum()

@@ -71,6 +71,18 @@ def start_run_dir(run_dir: Path, resume: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
+def check_and_load(cfg: RunConfig, run_dir: Path, resume: bool, force: bool) -> tuple[Dataset, Dataset]:
+    """Everything that may refuse a run, before anything is written: the directory, the saved settings
+    of a resumed run, the data. Returns the training and valid splits."""
+    if resume and started_but_unsaved(run_dir):  # stopped inside its first epoch: it starts again
+        check_same_run(ckpt.load_run_config(run_dir), cfg, run_dir)
+        resume, force = False, True
+    check_run_dir(run_dir, resume, force)
+    if resume:
+        check_same_run(ckpt.load_run_config(run_dir), cfg, run_dir)
+    return load_splits(cfg)  # bad data changes nothing
+
+
 def _check_binary(ds: Dataset, cfg: RunConfig) -> None:
     if ds.binary:  # binary by construction (binarized files, or binarized already)
         return
@@ -103,5 +115,5 @@ def load_splits(cfg: RunConfig) -> tuple[Dataset, Dataset]:
     return train, valid
 
 
-__all__ = ["FRAMES_DIR", "RUN_FILES", "RESUMABLE_CHANGES", "check_run_dir", "check_same_run", "load_split",
+__all__ = ["FRAMES_DIR", "RUN_FILES", "RESUMABLE_CHANGES", "check_and_load", "check_run_dir", "check_same_run", "load_split",
            "load_splits", "start_run_dir", "started_but_unsaved"]

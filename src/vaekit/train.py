@@ -30,6 +30,7 @@ from .errors import DivergenceError, VaekitError
 from .evaluate import elbo_sums
 from .models import VAE, build_model
 from .objectives import ELBO, BatchTerms, kl_warmup
+from .optim import learning_rate, make_optimizer
 from .trainer_state import TrainerState, restore_state, save_state
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -57,31 +58,6 @@ class RunView:
     log: Callable[[str], None]
 
 
-def make_optimizer(cfg: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """Adam or SGD, fused (one kernel for all parameters) where this PyTorch offers it.
-
-    On a 2-core CPU the fused Adam step made the whole training step ~17% faster for
-    the 784-400-20 model (46,900 vs 40,000 images/s).
-    """
-    params = list(model.parameters())
-    if cfg.train.optimizer == "adam":
-        cls, kw = torch.optim.Adam, {"lr": cfg.train.lr}
-    else:
-        cls, kw = torch.optim.SGD, {"lr": cfg.train.lr, "momentum": cfg.train.momentum}
-    try:
-        return cls(params, fused=True, **kw)
-    except (RuntimeError, TypeError, ValueError):  # older PyTorch or a device without a fused kernel
-        return cls(params, **kw)
-
-
-def learning_rate(cfg: RunConfig, epoch: int) -> float:
-    """The learning rate of ``epoch`` (1-based): constant, or cosine-annealed to 0 over the run."""
-    tc = cfg.train
-    if tc.lr_schedule == "cosine":
-        return tc.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / tc.epochs))
-    return tc.lr
-
-
 def make_objective(cfg: RunConfig) -> ELBO:
     """The objective a config trains: the ELBO with ``train.n_samples`` samples of z."""
     return ELBO(n_samples=cfg.train.n_samples)
@@ -98,9 +74,9 @@ def make_step(model: torch.nn.Module, objective=None, precision: str = "fp32", c
     objective = objective or ELBO()
     dtype = AUTOCAST_DTYPES[precision]
 
-    def step(xb: torch.Tensor) -> BatchTerms:
+    def step(xb: torch.Tensor, yb: torch.Tensor | None = None) -> BatchTerms:
         with torch.autocast(device_type=xb.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            return objective.terms(model, xb)
+            return objective.terms(model, xb) if yb is None else objective.terms(model, xb, yb)
 
     return torch.compile(step) if compile else step
 
@@ -108,7 +84,7 @@ def make_step(model: torch.nn.Module, objective=None, precision: str = "fp32", c
 def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tensor, batch_size: int,
                 grad_clip: float = 0.0, where: tuple[int, int] = (0, 0), bar: tqdm | None = None,
                 ctx: Context | None = None, scaler: torch.amp.GradScaler | None = None,
-                n_global: int | None = None) -> tuple[torch.Tensor, int]:
+                n_global: int | None = None, y: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
     """One pass over ``x`` (already shuffled) in contiguous batches: summed ELBO, reconstruction
     and KL ``[3]`` (on the device) and the number of steps.
 
@@ -118,7 +94,8 @@ def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tens
     message. Several processes: ``batch_size`` is the global batch over ``n_global`` images and
     ``x`` holds this rank's rows (:func:`vaekit.distributed.local_rows`); each rank's loss is
     scaled so that the averaged gradient is the whole batch's; the sums are this rank's.
-    ``scaler``: a gradient scaler (enabled for fp16) that skips overflowed steps.
+    ``scaler``: a gradient scaler (enabled for fp16) that skips overflowed steps. ``y``: labels
+    in the order of ``x``, for a conditional model.
     """
     ctx = ctx or Context()
     world, rank = ctx.world_size, ctx.rank
@@ -134,8 +111,8 @@ def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tens
         b = min(batch_size, n - i)  # this step's global batch; this rank's share of it follows
         mine = shard(b, world, rank)
         xb = x[pos : pos + mine.stop - mine.start]
+        terms = step(xb) if y is None else step(xb, y[pos : pos + mine.stop - mine.start])
         pos += mine.stop - mine.start
-        terms = step(xb)
         loss = objective.loss(terms, b / world)
         bad = not torch.isfinite(loss)  # one host read; on a CPU it costs microseconds
         if ctx.any(bad):  # with several processes, agreed by all
@@ -159,16 +136,6 @@ def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tens
     return totals, steps
 
 
-def _check_and_load(cfg: RunConfig, run_dir: Path, resume: bool, force: bool) -> tuple[Dataset, Dataset]:
-    if resume and runs.started_but_unsaved(run_dir):  # stopped inside its first epoch: it starts again
-        runs.check_same_run(ckpt.load_run_config(run_dir), cfg, run_dir)
-        resume, force = False, True
-    runs.check_run_dir(run_dir, resume, force)
-    if resume:
-        runs.check_same_run(ckpt.load_run_config(run_dir), cfg, run_dir)
-    return runs.load_splits(cfg)  # before anything is written: bad data changes nothing
-
-
 def _describe(log, cfg: RunConfig, model: VAE, train_ds: Dataset, valid_ds: Dataset, ctx: Context) -> None:
     log(f"data: {cfg.describe_data()}: {len(train_ds)} train / {len(valid_ds)} valid images")
     log(f"model: {cfg.model.arch} {train_ds.dim}-{'-'.join(map(str, cfg.model.hidden))}-{cfg.model.latent_dim}, "
@@ -179,16 +146,6 @@ def _describe(log, cfg: RunConfig, model: VAE, train_ds: Dataset, valid_ds: Data
             f"{bs // ctx.world_size}-{-(-bs // ctx.world_size)} per process")
     elif ctx.device.type != "cpu":
         log(f"device: {ctx.device}")
-
-
-def _stop_reason(cfg: RunConfig, state: TrainerState, epoch: int) -> str | None:
-    tc = cfg.train
-    if tc.patience and epoch - 1 - state.best_epoch >= tc.patience:
-        return (f"early stop: no better valid ELBO for {tc.patience} epochs (best {state.best:.2f} at epoch "
-                f"{state.best_epoch})")
-    if tc.max_minutes and state.elapsed + state.last_epoch_seconds > 60 * tc.max_minutes:
-        return f"time budget: {state.elapsed / 60:.1f} of {tc.max_minutes:g} minutes used, another epoch would pass it"
-    return None
 
 
 def _diverged(e: Exception, epoch: int, run_dir: Path, cfg: RunConfig, lr: float) -> DivergenceError:
@@ -215,7 +172,13 @@ class Trainer:
         self.objective = make_objective(cfg)
         self.state = TrainerState()
         self.net, self.compile = model, compile
-        self.valid_x = valid_ds.x[shard(len(valid_ds), ctx.world_size, ctx.rank)].to(ctx.device)
+        mine = shard(len(valid_ds), ctx.world_size, ctx.rank)
+        self.valid_x = valid_ds.x[mine].to(ctx.device)
+        self.labels = model.conditional  # labels travel only to a model that has a part conditioned on them
+        if self.labels and (train_ds.labels is None or valid_ds.labels is None):
+            raise VaekitError(f"this model is conditioned on labels but data set '{train_ds.name}' has none; "
+                              "choose a data set with labels")
+        self.valid_y = valid_ds.labels[mine].to(ctx.device) if self.labels else None
 
     def wrap(self) -> None:
         """Several processes: DDP, with gradients as views into the all-reduce buckets (+7% on 2 CPU processes)."""
@@ -226,14 +189,16 @@ class Trainer:
             self.net = DistributedDataParallel(self.model, device_ids=ids, gradient_as_bucket_view=True)
         self.step = make_step(self.net, self.objective, self.cfg.train.precision, self.compile)
 
-    def shuffled(self) -> torch.Tensor:
-        """This epoch's training images (re-binarized if dynamic), shuffled; this rank's rows only."""
+    def shuffled(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """This epoch's training images (re-binarized if dynamic) and labels (for a conditional model),
+        shuffled; this rank's rows only."""
         n, cfg = len(self.train_ds), self.cfg
         x = binarize(self.train_ds.x, generator=self.data_gen) if cfg.data.binarize == "dynamic" else self.train_ds.x
         order = torch.randperm(n, generator=self.data_gen)  # contiguous batches after one shuffle
         if self.ctx.distributed:  # the same shuffle on every rank; each moves only its rows to its device
             order = order[local_rows(n, cfg.train.batch_size, self.ctx.world_size, self.ctx.rank)]
-        return x[order].to(self.ctx.device)
+        y = self.train_ds.labels[order].to(self.ctx.device) if self.labels else None
+        return x[order].to(self.ctx.device), y
 
     def epoch(self, epoch: int) -> dict[str, Any]:
         """Train one epoch and measure the valid ELBO; the metrics row."""
@@ -242,12 +207,13 @@ class Trainer:
         lr, objective = learning_rate(cfg, epoch), kl_warmup(self.objective, epoch, cfg.train.warmup_epochs)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        x = self.shuffled()
+        x, y = self.shuffled()
         with tqdm(total=math.ceil(n / cfg.train.batch_size), desc=f"epoch {epoch}/{cfg.train.epochs}", unit="batch",
                   leave=False, disable=(not self.progress) if self.progress is not None else None) as bar:
             try:
                 sums, steps = train_epoch(self.step, objective, self.optimizer, x, cfg.train.batch_size,
-                                          cfg.train.grad_clip, (epoch, self.state.step), bar, ctx, self.scaler, n)
+                                          cfg.train.grad_clip, (epoch, self.state.step), bar, ctx, self.scaler, n,
+                                          y)
             except DivergenceError as e:  # every rank stops at the same step
                 raise ctx.everywhere(_diverged(e, epoch, self.run_dir, cfg, lr)) from None
         self.state.step += steps
@@ -257,7 +223,7 @@ class Trainer:
                 f"training diverged in epoch {epoch} (the ELBO became {train_elbo}); the last good "
                 f"checkpoint is kept in {self.run_dir}: try a lower --lr"))
         seconds = time.perf_counter() - t0
-        valid = (ctx.all_reduce_sum(elbo_sums(self.model, self.valid_x)) / len(self.valid_ds)).tolist()
+        valid = (ctx.all_reduce_sum(elbo_sums(self.model, self.valid_x, y=self.valid_y)) / len(self.valid_ds)).tolist()
         return {"epoch": epoch, "step": self.state.step, "train_elbo": train_elbo, "train_reconstruction": train_rec,
                 "train_kl": train_kl, "valid_elbo": valid[0], "valid_reconstruction": valid[1],
                 "valid_kl": valid[2], "lr": lr, "kl_weight": objective.kl_weight,
@@ -288,7 +254,7 @@ def _run_epochs(tr: Trainer, callbacks, view: RunView) -> None:
     """The loop: stop checks, one epoch, callbacks, checkpoint, one log line."""
     cfg, ctx, st = tr.cfg, tr.ctx, tr.state
     for epoch in range(st.epoch + 1, cfg.train.epochs + 1):
-        stop = ctx.broadcast(_stop_reason(cfg, st, epoch))  # rank 0's clock decides for all
+        stop = ctx.broadcast(st.stop_reason(cfg.train, epoch))  # rank 0's clock decides for all
         if stop:
             tr.log(stop)
             break
@@ -304,7 +270,7 @@ def _run_epochs(tr: Trainer, callbacks, view: RunView) -> None:
 
 def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool = False,
           progress: bool | None = None, callbacks=(), compile: bool = False, device: str | torch.device = "auto",
-          log: Callable[[str], None] = print) -> TrainResult:
+          log: Callable[[str], None] = print, objective=None) -> TrainResult:
     """Train the VAE described by ``config``, writing the run directory ``out``.
 
     With ``resume=True`` the run continues from ``last.safetensors``; ``config`` must then
@@ -313,6 +279,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
     (see :mod:`vaekit.plots.callbacks`: ``Pictures()`` draws the animation and figures,
     ``TensorBoard()`` logs there); only rank 0 calls them. ``compile`` runs the step
     through ``torch.compile`` (5-15 s once). ``device``: ``auto`` (CUDA, else MPS, else CPU).
+    ``objective``: what to minimise (default: the config's, see :func:`make_objective`).
 
     Launched by ``torchrun`` with several processes, every process calls this with the same
     arguments: gradients are averaged by DistributedDataParallel, each rank trains on its share
@@ -329,7 +296,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
             f"batch size {cfg.train.batch_size} is smaller than the {ctx.world_size} processes; the batch size is "
             f"the global one, split across processes: pass --batch-size {ctx.world_size} or more"))
     # rank 0 checks (and downloads, if it must) first; the others load once it succeeded
-    train_ds, valid_ds = ctx.main_first(lambda: _check_and_load(cfg, run_dir, resume, force),
+    train_ds, valid_ds = ctx.main_first(lambda: runs.check_and_load(cfg, run_dir, resume, force),
                                         others=lambda: runs.load_splits(cfg))
     if resume and ctx.broadcast(runs.started_but_unsaved(run_dir) if ctx.is_main else None):
         log(f"note: {run_dir} stopped before its first epoch was saved; it starts again from epoch 1")
@@ -337,6 +304,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, train_ds.image_shape).to(ctx.device)
     tr = Trainer(cfg, run_dir, ctx, model, train_ds, valid_ds, compile, progress, log)
+    tr.objective = objective or tr.objective
     if resume:
         restore_state(tr, run_dir / ckpt.LAST_FILE)
         log(f"resuming {run_dir} after epoch {tr.state.epoch}")
@@ -387,5 +355,5 @@ def _best_model(cfg: RunConfig, ctx: Context, run_dir: Path, train_ds: Dataset, 
     return best
 
 
-__all__ = ["RunView", "TrainResult", "Trainer", "make_objective", "make_optimizer", "make_step", "train",
-           "train_epoch"]
+__all__ = ["RunView", "TrainResult", "Trainer", "learning_rate", "make_objective", "make_optimizer", "make_step",
+           "train", "train_epoch"]

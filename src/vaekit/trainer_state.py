@@ -30,6 +30,16 @@ class TrainerState:
     last_epoch_seconds: float = 0.0  # wall time of the last whole epoch (for the time budget)
     history: list[dict[str, Any]] = field(default_factory=list)  # the metrics rows
 
+    def stop_reason(self, tc, epoch: int) -> str | None:
+        """Why not to start ``epoch`` (patience ran out, or the time budget would be passed), or None."""
+        if tc.patience and epoch - 1 - self.best_epoch >= tc.patience:
+            return (f"early stop: no better valid ELBO for {tc.patience} epochs (best {self.best:.2f} at epoch "
+                    f"{self.best_epoch})")
+        if tc.max_minutes and self.elapsed + self.last_epoch_seconds > 60 * tc.max_minutes:
+            return (f"time budget: {self.elapsed / 60:.1f} of {tc.max_minutes:g} minutes used, another epoch would "
+                    "pass it")
+        return None
+
     @staticmethod
     def rng_states(ctx: Context, data_gen: torch.Generator) -> dict[str, torch.Tensor] | None:
         """This process's random states (CPU, and CUDA when it draws there); with several

@@ -1,8 +1,14 @@
-"""Model parts and the registry that builds a VAE from a :class:`~vaekit.config.ModelConfig`."""
+"""Model parts, their registries, and the builder of a VAE from a :class:`~vaekit.config.ModelConfig`.
+
+Every part is chosen by name from one of :data:`REGISTRIES` (``arch``: the encoder and decoder
+networks; ``likelihood``; ``prior``) and built by its own ``from_config``; a new part is a new
+class registered with :func:`register`, which also makes its name valid in configs and on the
+command line. The parts' protocols are in ``docs/architecture.md``.
+"""
 
 from __future__ import annotations
 
-from ..errors import unknown_name
+from ..errors import VaekitError, unknown_name
 from .decoders import GatedMLPDecoder, MLPDecoder
 from .distributions import Bernoulli, DiagonalNormal, FixedGaussian, StandardNormal
 from .encoders import GatedMLPEncoder, MLPEncoder
@@ -11,35 +17,66 @@ from .priors import PRIORS, StandardNormalPrior, make_prior
 from .vae import VAE, ELBOTerms
 
 
-def _mlp_builder(encoder_cls, decoder_cls):
-    def build(cfg, image_shape):
+class MLPNetworks:
+    """``arch = "mlp"``: ReLU hidden layers of widths ``hidden``; the decoder mirrors the encoder."""
+
+    encoder_cls, decoder_cls = MLPEncoder, MLPDecoder
+
+    @classmethod
+    def from_config(cls, cfg, image_shape, likelihood):
         d = 1
         for s in image_shape:
             d *= s
-        likelihood = likelihood_class(cfg.likelihood).from_config(cfg)
-        encoder = encoder_cls(d, cfg.hidden, cfg.latent_dim)
+        encoder = cls.encoder_cls(d, cfg.hidden, cfg.latent_dim)
         # the likelihood says how many numbers it needs per pixel
-        decoder = decoder_cls(cfg.latent_dim, tuple(reversed(cfg.hidden)), d * likelihood.params_per_pixel, likelihood)
-        return VAE(encoder, decoder, make_prior(cfg.prior, cfg.latent_dim), image_shape)
+        decoder = cls.decoder_cls(cfg.latent_dim, tuple(reversed(cfg.hidden)), d * likelihood.params_per_pixel,
+                                  likelihood)
+        return encoder, decoder
 
-    return build
+
+class GatedMLPNetworks(MLPNetworks):
+    """``arch = "gated-mlp"``: gated linear units (Tomczak & Welling, 2018)."""
+
+    encoder_cls, decoder_cls = GatedMLPEncoder, GatedMLPDecoder
 
 
-# "mlp": ReLU hidden layers; "gated-mlp": gated linear units (Tomczak & Welling, 2018)
-ARCHITECTURES = {"mlp": _mlp_builder(MLPEncoder, MLPDecoder),
-                 "gated-mlp": _mlp_builder(GatedMLPEncoder, GatedMLPDecoder)}
+ARCHITECTURES = {"mlp": MLPNetworks, "gated-mlp": GatedMLPNetworks}
+REGISTRIES = {"arch": ARCHITECTURES, "likelihood": LIKELIHOODS, "prior": PRIORS}
+
+
+def register(kind: str, name: str):
+    """Class decorator: make ``name`` a valid choice of ``kind`` (``arch``, ``likelihood`` or ``prior``)."""
+    if kind not in REGISTRIES:
+        raise unknown_name("kind of part", kind, REGISTRIES)
+
+    def add(cls):
+        if not hasattr(cls, "from_config"):
+            raise VaekitError(f"{cls.__name__} needs a from_config classmethod to be registered as a {kind}")
+        REGISTRIES[kind][name] = cls
+        return cls
+
+    return add
 
 
 def build_model(cfg, image_shape: tuple[int, int, int]) -> VAE:
-    """The VAE a :class:`~vaekit.config.ModelConfig` describes, for images of ``image_shape``."""
-    if cfg.arch not in ARCHITECTURES:
-        raise unknown_name("architecture", cfg.arch, ARCHITECTURES)
-    return ARCHITECTURES[cfg.arch](cfg, tuple(image_shape))
+    """The VAE a :class:`~vaekit.config.ModelConfig` describes, for images of ``image_shape``.
+
+    Built in the order the parts depend on each other: the likelihood (it sets the decoder's
+    output size), the networks, then the prior, which receives the encoder (a VampPrior mixes
+    the encoder's posteriors of learned pseudo-inputs; it must hold the encoder, not a copy).
+    """
+    for kind, registry in REGISTRIES.items():
+        if getattr(cfg, kind) not in registry:
+            raise unknown_name(kind, getattr(cfg, kind), registry)
+    likelihood = LIKELIHOODS[cfg.likelihood].from_config(cfg)
+    encoder, decoder = ARCHITECTURES[cfg.arch].from_config(cfg, tuple(image_shape), likelihood)
+    prior = PRIORS[cfg.prior].from_config(cfg, encoder=encoder)
+    return VAE(encoder, decoder, prior, tuple(image_shape))
 
 
 __all__ = [
-    "ARCHITECTURES", "LIKELIHOODS", "PRIORS", "VAE", "ELBOTerms", "Bernoulli", "BernoulliLikelihood",
-    "GatedMLPDecoder", "GatedMLPEncoder",
+    "ARCHITECTURES", "LIKELIHOODS", "PRIORS", "REGISTRIES", "VAE", "ELBOTerms", "Bernoulli", "BernoulliLikelihood",
+    "GatedMLPDecoder", "GatedMLPEncoder", "GatedMLPNetworks", "MLPNetworks",
     "DiagonalNormal", "FixedGaussian", "GaussianLikelihood", "MLPDecoder", "MLPEncoder", "StandardNormal",
-    "StandardNormalPrior", "build_model", "likelihood_class", "make_likelihood", "make_prior",
+    "StandardNormalPrior", "build_model", "likelihood_class", "make_likelihood", "make_prior", "register",
 ]

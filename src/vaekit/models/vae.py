@@ -33,6 +33,14 @@ class ELBOTerms(NamedTuple):
 
 
 class VAE(nn.Module):
+    """The VAE composed from an encoder, a decoder (with its likelihood) and a prior.
+
+    Images go in as ``[B, C, H, W]`` (rows of pixels ``[B, D]`` work too) and come out of
+    :meth:`sample` and :meth:`reconstruct` as images. ``y``, the labels, reach every part that
+    declares ``conditional = True`` (a conditional VAE's encoder, decoder or prior); the parts
+    of the plain VAE are not conditional and never see them.
+    """
+
     def __init__(self, encoder: nn.Module, decoder: nn.Module, prior: nn.Module,
                  image_shape: tuple[int, int, int] | None = None):
         super().__init__()
@@ -45,33 +53,47 @@ class VAE(nn.Module):
     def latent_dim(self) -> int:
         return self.prior.latent_dim
 
+    @property
+    def conditional(self) -> bool:
+        """Whether any part needs the labels ``y``."""
+        return any(getattr(part, "conditional", False) for part in (self.encoder, self.decoder, self.prior))
+
+    @staticmethod
+    def _given(part: nn.Module, y: torch.Tensor | None) -> dict:
+        return {"y": y} if y is not None and getattr(part, "conditional", False) else {}
+
     @staticmethod
     def pixels(x: torch.Tensor) -> torch.Tensor:
         """Images ``[B, C, H, W]`` as the rows of pixels ``[B, D]`` a likelihood scores (a view; flat rows pass)."""
         return x.reshape(x.shape[0], -1) if x.dim() > 2 else x
 
-    def encode(self, x: torch.Tensor) -> DiagonalNormal:
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> DiagonalNormal:
         """q(z|x) for a batch of images ``x [B, C, H, W]`` (or rows of pixels ``[B, D]``)."""
-        return self.encoder(x)
+        return self.encoder(x, **self._given(self.encoder, y))
 
-    def decode(self, z: torch.Tensor):
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None):
         """p(x|z) for latents ``z [..., L]``."""
-        return self.decoder(z)
+        return self.decoder(z, **self._given(self.decoder, y))
 
-    def kl(self, q: DiagonalNormal, z: torch.Tensor | None = None) -> torch.Tensor:
+    def prior_given(self, y: torch.Tensor | None = None):
+        """p(z) (or p(z|y) for a conditional prior)."""
+        return self.prior(**self._given(self.prior, y))
+
+    def kl(self, q: DiagonalNormal, z: torch.Tensor | None = None, y: torch.Tensor | None = None) -> torch.Tensor:
         """KL(q || p): analytic when both are Gaussian, else a Monte Carlo estimate from ``z``."""
-        p = self.prior()
+        p = self.prior_given(y)
         if isinstance(q, DiagonalNormal) and isinstance(p, DiagonalNormal):
             return q.kl(p)
         if z is None:
             z = q.rsample()
         return (q.log_prob(z) - p.log_prob(z)).reshape(-1, *q.mean.shape[:-1]).mean(0)
 
-    def kl_per_dim(self, q: DiagonalNormal, z: torch.Tensor | None = None) -> torch.Tensor:
+    def kl_per_dim(self, q: DiagonalNormal, z: torch.Tensor | None = None,
+                   y: torch.Tensor | None = None) -> torch.Tensor:
         """KL(q(z_j|x) || p(z_j)) per latent dimension ``[B, L]``: in closed form for a Gaussian prior,
         else a Monte Carlo estimate from ``z`` (or a fresh sample) when the prior scores each
         dimension (``log_prob_per_dim``, its marginals). Priors that do neither raise."""
-        p = self.prior()
+        p = self.prior_given(y)
         if isinstance(q, DiagonalNormal) and isinstance(p, DiagonalNormal):
             return gaussian_kl_per_dim(q.mu, q.logvar, p.mu, p.logvar)
         if not hasattr(p, "log_prob_per_dim"):
@@ -84,65 +106,69 @@ class VAE(nn.Module):
         return per.reshape(-1, *q.mean.shape).mean(0)
 
     def forward(self, x: torch.Tensor, n_samples: int = 1, kl_per_dim: bool = False,
-                log_weights: bool = False) -> ELBOTerms:
-        """Per-example ELBO terms for ``x [B, D]`` with ``n_samples`` samples of z.
+                log_weights: bool = False, y: torch.Tensor | None = None) -> ELBOTerms:
+        """Per-example ELBO terms for images ``x`` with ``n_samples`` samples of z.
 
         ``kl_per_dim=True`` also returns the KL of each latent dimension ``[B, L]``;
         ``log_weights=True`` returns :meth:`log_weights` instead (so that objectives reach it
         through ``forward``, as a DistributedDataParallel wrapper requires).
         """
         if log_weights:
-            return self.log_weights(x, n_samples)
-        q = self.encoder(x)
+            return self.log_weights(x, n_samples, y=y)
+        q = self.encode(x, y)
         x = self.pixels(x)
         if n_samples == 1:
             z = q.rsample()  # [B, L]
-            rec = self.decoder(z).log_prob(x)  # [B]
+            rec = self.decode(z, y).log_prob(x)  # [B]
         else:
             z = q.rsample((n_samples,))  # [N, B, L]
-            rec = self.decoder(z).log_prob(x).mean(0)  # [B]
+            rec = self.decode(z, y).log_prob(x).mean(0)  # [B]
         if kl_per_dim:
-            per_dim = self.kl_per_dim(q, z)
+            per_dim = self.kl_per_dim(q, z, y)
             kl = per_dim.sum(-1)
             return ELBOTerms(rec - kl, rec, kl, per_dim)
-        kl = self.kl(q, z)
+        kl = self.kl(q, z, y)
         return ELBOTerms(rec - kl, rec, kl)
 
-    def log_weights(self, x: torch.Tensor, n_samples: int, q: DiagonalNormal | None = None):
+    def log_weights(self, x: torch.Tensor, n_samples: int, q: DiagonalNormal | None = None,
+                    y: torch.Tensor | None = None):
         """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for z_k ~ q(z|x).
 
-        Returns ``(log_w, log_px_z)``, both ``[K, B]``.
+        Returns ``(log_w, log_px_z)``, both ``[K, B]``. ``q``: the posterior from :meth:`encode`,
+        when the caller draws several chunks of samples for the same images.
         """
         if q is None:
-            q = self.encoder(x)
+            q = self.encode(x, y)
         z = q.rsample((n_samples,))  # [K, B, L]
-        log_px_z = self.decoder(z).log_prob(self.pixels(x))  # [K, B]
-        log_w = log_px_z + self.prior().log_prob(z) - q.log_prob(z)
+        log_px_z = self.decode(z, y).log_prob(self.pixels(x))  # [K, B]
+        log_w = log_px_z + self.prior_given(y).log_prob(z) - q.log_prob(z)
         return log_w, log_px_z
 
     def images(self, pixels: torch.Tensor) -> torch.Tensor:
         """Rows of pixels ``[N, D]`` as images ``[N, C, H, W]`` (unchanged when the model has no image shape)."""
         return pixels.reshape(pixels.shape[0], *self.image_shape) if self.image_shape else pixels
 
-    def latent_code(self, x: torch.Tensor) -> torch.Tensor:
+    def latent_code(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Where the encoder puts each image: the posterior mean E_q[z|x] ``[B, L]`` (what pictures of the
         latent space show)."""
-        return self.encoder(x).mean
+        return self.encode(x, y).mean
 
     @torch.no_grad()
-    def sample(self, n: int, mean: bool = True) -> torch.Tensor:
+    def sample(self, n: int, mean: bool = True, y: torch.Tensor | None = None) -> torch.Tensor:
         """n new images ``[n, C, H, W]`` drawn from p(x) = int p(x|z) p(z) dz, no MCMC: z ~ p(z), decode.
 
-        With ``mean=True`` (the usual picture) returns the mean of p(x|z).
+        With ``mean=True`` (the usual picture) returns the mean of p(x|z); ``y``: the labels to
+        draw, for a conditional model.
         """
-        z = self.prior().sample((n,))
-        px = self.decoder(z)
+        p = self.prior_given(y)
+        z = p.sample(() if self._given(self.prior, y) else (n,))  # a conditional prior: one z per label
+        px = self.decode(z, y)
         return self.images(px.mean if mean else px.sample())
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Images ``[B, C, H, W]``: the mean of p(x|z) at z = the posterior mean of q(z|x)."""
-        return self.images(self.decoder(self.latent_code(x)).mean)
+        return self.images(self.decode(self.latent_code(x, y), y).mean)
 
 
 __all__ = ["VAE", "ELBOTerms", "StandardNormal"]
