@@ -70,8 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--out", metavar="RUN_DIR", default=None,
                    help="where to write the run (default: runs/DATA-YYYYmmdd-HHMMSS)")
     g.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last checkpoint (only --epochs, --patience and "
-                        "--max-minutes may change)")
+                   help="continue the run in --out from its last checkpoint; the options that change the result "
+                        "must equal the saved ones, so the command that started the run works as it is "
+                        "(--epochs, --patience, --max-minutes and --data-dir may change)")
     g.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = t.add_argument_group("pictures")
@@ -144,31 +145,27 @@ def _positive(value: int, name: str) -> None:
 def cmd_train(a) -> int:
     from .checkpoint import load_run_config
     from .distributed import setup
-    from .runs import RESUMABLE_CHANGES
     from .train import train
 
     flags = {(sec, key): flag for sec, key, flag, _ in cli_options()}
     given = {sk: getattr(a, f"{sk[0]}.{sk[1]}") for sk in flags if getattr(a, f"{sk[0]}.{sk[1]}") is not None}
     if ("data", "data_dir") in given:
         given[("data", "data_dir")] = _abs_dir(given[("data", "data_dir")])
-    if a.resume:
-        if not a.out:
-            raise VaekitError("--resume needs --out RUN_DIR, the run to continue")
-        stop = {("train", k) for k in RESUMABLE_CHANGES}  # when to stop may change; nothing else
-        extra = [flags[k] for k in flags if k in given and k not in stop] + (["--config"] if a.config else [])
-        if extra:
-            raise VaekitError(f"--resume continues a run with its saved settings; drop {', '.join(extra)} "
-                              "(only --epochs, --patience and --max-minutes may change)")
-        cfg = load_run_config(a.out)
-        if set(given) & stop:
-            cfg = cfg.override(train={k: given[(s, k)] for s, k in set(given) & stop})
-    else:
-        d = load_toml(a.config) if a.config else {}
-        for (sec, key), value in given.items():
-            if not isinstance(d.setdefault(sec, {}), dict):
-                raise VaekitError(f"{a.config}: '{sec}' must be a table")
-            d[sec][key] = value
-        cfg = RunConfig.from_dict(d, source=a.config or "options")
+    if a.resume and not a.out:
+        raise VaekitError("--resume needs --out RUN_DIR, the run to continue")
+    # a resumed run starts from its saved settings; what the command gives must agree with them
+    # (vaekit.train refuses a difference that would change the result, naming both values)
+    d = load_run_config(a.out).to_dict() if a.resume else {}
+    for sec, values in (load_toml(a.config) if a.config else {}).items():
+        if isinstance(values, dict) and isinstance(d.get(sec), dict):
+            d[sec].update(values)
+        else:
+            d[sec] = values
+    for (sec, key), value in given.items():
+        if not isinstance(d.setdefault(sec, {}), dict):
+            raise VaekitError(f"{a.config}: '{sec}' must be a table")
+        d[sec][key] = value
+    cfg = RunConfig.from_dict(d, source=a.config or "options")
     if a.frame_every is not None:
         _positive(a.frame_every, "--frame-every")
     callbacks = []

@@ -7,6 +7,11 @@ A run directory holds ``config.json``, ``model.safetensors`` (best valid ELBO),
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import sys
+import time
 from pathlib import Path
 
 from . import checkpoint as ckpt
@@ -23,6 +28,68 @@ PICTURE_FILES = ("manifold.png", "scatter.png", "reconstructions.png", "samples.
 RUN_FILES = (ckpt.CONFIG_FILE, ckpt.BEST_FILE, ckpt.LAST_FILE, ckpt.METRICS_FILE, *PICTURE_FILES)
 # settings that only say when to stop: they may change when a run is resumed
 RESUMABLE_CHANGES = ("epochs", "patience", "max_minutes")
+# settings that only say where the data are: they may change on resume, with a note
+WHERE_CHANGES = (("data", "data_dir"),)
+LOCK_FILE = ".lock"
+
+
+class RunLock:
+    """The run directory's owner: an exclusive OS lock (``flock``) on ``RUN_DIR/.lock``, held while a
+    run writes. The kernel releases it when the process ends, however it ends (a SIGKILL leaves no
+    stale lock). The file names the holder, for the message a second process gets."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.fd: int | None = None
+        self.created_dir = False
+
+    def acquire(self) -> "RunLock":
+        import fcntl
+
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise VaekitError(f"'{self.run_dir}' is a file, not a run directory; choose another --out")
+        self.created_dir = not self.run_dir.exists()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise VaekitError(f"run directory '{self.run_dir}' is in use by {self._holder(path)}; wait for it to "
+                              "finish (or stop it), or choose another --out") from None
+        prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+        if prog in ("__main__.py", "vaekit"):  # python -m vaekit, torchrun -m vaekit, or the console script
+            prog = "vaekit"
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                  "command": " ".join([prog, *sys.argv[1:]])}
+        os.ftruncate(fd, 0)
+        os.write(fd, (json.dumps(holder) + "\n").encode())
+        self.fd = fd
+        return self
+
+    @staticmethod
+    def _holder(path: Path) -> str:
+        try:
+            h = json.loads(path.read_text())
+            return f"process {h['pid']} on {h['host']} ({h['command']}, since {h['since']})"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "another process"
+
+    def release(self) -> None:
+        """Let go of the lock; a folder this lock made and nothing else wrote into (a run refused
+        before it started) is removed."""
+        if self.fd is None:
+            return
+        try:
+            if self.created_dir and [p.name for p in self.run_dir.iterdir()] == [LOCK_FILE]:
+                (self.run_dir / LOCK_FILE).unlink()
+                self.run_dir.rmdir()
+        except OSError:
+            pass
+        finally:
+            os.close(self.fd)  # closing the descriptor releases the flock
+            self.fd = None
 
 
 def check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
@@ -34,7 +101,7 @@ def check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
         return
     if run_dir.exists() and not run_dir.is_dir():
         raise VaekitError(f"'{run_dir}' is a file, not a run directory; choose another --out")
-    if run_dir.exists() and any(run_dir.iterdir()) and not force:
+    if run_dir.exists() and any(p.name != LOCK_FILE for p in run_dir.iterdir()) and not force:
         raise VaekitError(f"run directory '{run_dir}' already exists; pass --resume to continue it, "
                           "--force to overwrite it, or choose another --out")
 
@@ -45,15 +112,22 @@ def started_but_unsaved(run_dir: Path) -> bool:
     return (run_dir / ckpt.CONFIG_FILE).is_file() and not (run_dir / ckpt.LAST_FILE).is_file()
 
 
-def check_same_run(saved: RunConfig, given: RunConfig, run_dir: Path) -> None:
-    """A resumed run must have the saved settings, except those that say when to stop."""
+def check_same_run(saved: RunConfig, given: RunConfig, run_dir: Path, log=lambda m: None) -> None:
+    """A resumed run must have the saved settings that change its result; those that say when to stop
+    may differ, and those that say where the data are may differ with a note."""
     a, b = saved.to_dict(), given.to_dict()
     for key in RESUMABLE_CHANGES:
         a["train"].pop(key), b["train"].pop(key)
-    diff = [f"{s}.{k}" for s in a if isinstance(a[s], dict) for k in a[s] if a[s][k] != b[s].get(k)]
+    for sec, key in WHERE_CHANGES:
+        was, now = a[sec].pop(key), b[sec].pop(key)
+        if was != now:
+            log(f"note: {sec}.{key} was {was!r} and is {now!r} now; it says only where the data are")
+    diff = [f"{s}.{k} (saved {a[s][k]!r}, given {b[s].get(k)!r})" for s in a if isinstance(a[s], dict)
+            for k in a[s] if a[s][k] != b[s].get(k)]
     if diff:
-        raise VaekitError(f"cannot resume '{run_dir}' with different settings ({', '.join(diff)}); "
-                          f"only {', '.join(RESUMABLE_CHANGES)} may change on resume")
+        raise VaekitError(f"cannot resume '{run_dir}' with different settings: {'; '.join(diff)}; settings that "
+                          f"change the result must equal the saved ones (only {', '.join(RESUMABLE_CHANGES)} and "
+                          "data_dir may change)")
 
 
 def start_run_dir(run_dir: Path, resume: bool) -> None:
@@ -71,16 +145,28 @@ def start_run_dir(run_dir: Path, resume: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def check_and_load(cfg: RunConfig, run_dir: Path, resume: bool, force: bool) -> tuple[Dataset, Dataset]:
+def check_and_load(cfg: RunConfig, run_dir: Path, resume: bool, force: bool,
+                   log=lambda m: None) -> tuple[Dataset, Dataset]:
     """Everything that may refuse a run, before anything is written: the directory, the saved settings
     of a resumed run, the data. Returns the training and valid splits."""
     if resume and started_but_unsaved(run_dir):  # stopped inside its first epoch: it starts again
-        check_same_run(ckpt.load_run_config(run_dir), cfg, run_dir)
+        check_same_run(ckpt.load_run_config(run_dir), cfg, run_dir, log)
         resume, force = False, True
     check_run_dir(run_dir, resume, force)
     if resume:
-        check_same_run(ckpt.load_run_config(run_dir), cfg, run_dir)
+        check_same_run(ckpt.load_run_config(run_dir), cfg, run_dir, log)
     return load_splits(cfg)  # bad data changes nothing
+
+
+def claim(lock: RunLock, cfg: RunConfig, resume: bool, force: bool, log=lambda m: None) -> tuple[Dataset, Dataset]:
+    """Take the run directory's lock, then :func:`check_and_load`; a refused run lets go of the lock and
+    leaves no folder it made."""
+    lock.acquire()
+    try:
+        return check_and_load(cfg, lock.run_dir, resume, force, log)
+    except BaseException:
+        lock.release()
+        raise
 
 
 def _check_binary(ds: Dataset, cfg: RunConfig) -> None:
@@ -115,5 +201,6 @@ def load_splits(cfg: RunConfig) -> tuple[Dataset, Dataset]:
     return train, valid
 
 
-__all__ = ["FRAMES_DIR", "RUN_FILES", "RESUMABLE_CHANGES", "check_and_load", "check_run_dir", "check_same_run", "load_split",
+__all__ = ["FRAMES_DIR", "LOCK_FILE", "RUN_FILES", "RESUMABLE_CHANGES", "RunLock", "WHERE_CHANGES", "check_and_load",
+           "check_run_dir", "claim", "check_same_run", "load_split",
            "load_splits", "start_run_dir", "started_but_unsaved"]

@@ -87,7 +87,9 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
     """Train the VAE described by ``config``, writing the run directory ``out``.
 
     With ``resume=True`` the run continues from ``last.safetensors``; ``config`` must then
-    match the saved one except for when to stop (epochs, patience, max_minutes).
+    match the saved one except for when to stop (epochs, patience, max_minutes) and where the
+    data are (data_dir). While it runs, the directory is locked: a second ``train`` on it is
+    refused at once, naming this process (:class:`vaekit.runs.RunLock`).
     ``callbacks``: objects with any of ``on_start``, ``on_epoch``, ``on_end``, ``on_close``
     (see :mod:`vaekit.plots.callbacks`: ``Pictures()`` draws the animation and figures,
     ``TensorBoard()`` logs there); only rank 0 calls them. ``compile`` runs the step
@@ -108,9 +110,21 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
         raise ctx.everywhere(VaekitError(
             f"batch size {cfg.train.batch_size} is smaller than the {ctx.world_size} processes; the batch size is "
             f"the global one, split across processes: pass --batch-size {ctx.world_size} or more"))
-    # rank 0 checks (and downloads, if it must) first; the others load once it succeeded
-    train_ds, valid_ds = ctx.main_first(lambda: runs.check_and_load(cfg, run_dir, resume, force),
+    # rank 0 takes the run directory's lock and checks (and downloads, if it must) first; the others
+    # load once it succeeded. The lock is held until the run ends.
+    lock = runs.RunLock(run_dir)
+    train_ds, valid_ds = ctx.main_first(lambda: runs.claim(lock, cfg, resume, force, log),
                                         others=lambda: runs.load_splits(cfg))
+    try:
+        return _train_owned(cfg, run_dir, ctx, train_ds, valid_ds, resume, compile, progress, callbacks,
+                            objective, log)
+    finally:
+        lock.release()
+
+
+def _train_owned(cfg: RunConfig, run_dir: Path, ctx: Context, train_ds: Dataset, valid_ds: Dataset, resume: bool,
+                 compile: bool, progress: bool | None, callbacks, objective, log) -> TrainResult:
+    """The run, once its directory is ours: build, resume, train the epochs, the best model."""
     if resume and ctx.broadcast(runs.started_but_unsaved(run_dir) if ctx.is_main else None):
         log(f"note: {run_dir} stopped before its first epoch was saved; it starts again from epoch 1")
         resume = False

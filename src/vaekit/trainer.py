@@ -21,7 +21,7 @@ from . import checkpoint as ckpt
 from .config import RunConfig
 from .data import Dataset, binarize
 from .distributed import Context, local_rows, shard
-from .errors import DivergenceError, VaekitError
+from .errors import CheckpointError, DivergenceError, VaekitError
 from .evaluate import elbo_sums
 from .models import VAE
 from .objectives import ELBO, BatchTerms, kl_warmup
@@ -200,8 +200,17 @@ class Trainer:
         st.epoch = row["epoch"]
         st.history.append(row)
         rng = st.rng_states(ctx, self.data_gen)  # collective: before rank 0 writes
-        if not ctx.is_main:
-            return
+        failed = None
+        if ctx.is_main:
+            try:
+                self._write(row, rng, improved)
+            except OSError as e:  # a full disk, a read-only or vanished folder: the previous files stay
+                failed = e
+        if ctx.any(failed is not None):  # with several processes, every rank stops here together
+            raise ctx.everywhere(_unsaved(failed, st.epoch, self.run_dir))
+
+    def _write(self, row: dict[str, Any], rng, improved: bool) -> None:
+        st = self.state
         if improved:
             ckpt.save_weights(self.run_dir / ckpt.BEST_FILE, self.model, epoch=st.epoch, valid_elbo=st.best)
         st.last_epoch_seconds = time.perf_counter() - row.pop("_t0")
@@ -210,6 +219,13 @@ class Trainer:
         # metrics first: a kill between the two files leaves a row that resume drops and redoes
         ckpt.atomic_write_text(self.run_dir / ckpt.METRICS_FILE, "".join(json.dumps(h) + "\n" for h in st.history))
         save_state(self.run_dir / ckpt.LAST_FILE, self, rng)
+
+
+def _unsaved(e: OSError | None, epoch: int, run_dir: Path) -> CheckpointError:
+    what = f"{e.strerror or e} ({e.filename})" if isinstance(e, OSError) and e.filename else str(e or "on rank 0")
+    kept = f"the checkpoint of epoch {epoch - 1} is intact" if epoch > 1 else "no epoch had been saved yet"
+    return CheckpointError(f"could not save epoch {epoch} in {run_dir}: {what}; {kept}. Free some space or make "
+                           f"the folder writable, then continue with --resume --out {run_dir}")
 
 
 __all__ = ["AUTOCAST_DTYPES", "Trainer", "make_objective", "make_step", "train_epoch"]
