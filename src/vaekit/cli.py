@@ -178,6 +178,11 @@ def cmd_train(a) -> int:
 
         callbacks.append(TensorBoard())
     ctx = setup(a.device)
+    if a.resume and ctx.is_main and (a.compile or a.device != "auto"):
+        how = ", ".join(x for x in (f"--device {a.device}" if a.device != "auto" else "",
+                                    "--compile" if a.compile else "") if x)
+        print(f"note: {how} says only where or how fast the run goes on; it is not part of the saved settings",
+              flush=True)
     # under torchrun every process needs the same folder: rank 0's clock names it
     out = a.out or ctx.broadcast(f"runs/{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     t0 = time.perf_counter()
