@@ -231,7 +231,8 @@ def cmd_evaluate(a) -> int:
     ds = ctx.main_first(lambda: load_split(cfg, a.split, model.image_shape))  # rank 0 downloads, if it must
     t0 = time.perf_counter()
     res = evaluate(model, ds.x, iw_samples=a.iw_samples, batch_size=a.batch_size, seed=a.seed,
-                   progress=not a.no_progress and not a.json, context=ctx)
+                   progress=not a.no_progress and not a.json, context=ctx,
+                   dequantized_levels=cfg.pixel_levels if cfg.data.dequantize == "uniform" else None)
     if not ctx.is_main:
         return 0
     res["processes"] = ctx.world_size

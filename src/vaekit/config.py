@@ -24,6 +24,8 @@ from .errors import VaekitError, unknown_name
 
 FORMAT_VERSION = 1
 BINARIZE_CHOICES = ("none", "dynamic", "static")
+DEQUANTIZE_CHOICES = ("none", "uniform")
+SIGMA_MIN = 0.01  # the learned Gaussian's floor; docs/likelihoods.md gives the measurement behind it
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -116,7 +118,13 @@ class DataConfig:
     binarize: str | None = option(None, "grayscale pixels: none, dynamic (new Bernoulli sample each epoch) or static "
                                         "(once)", choices=BINARIZE_CHOICES,
                                   default_text="dynamic with the Bernoulli likelihood, none with the Gaussian")
+    dequantize: str | None = option(None, "discrete pixels under a density: none, or uniform (each level spread "
+                                          "over its bin of [0, 1] with fresh noise each epoch; valid/test use one "
+                                          "fixed sample)", choices=DEQUANTIZE_CHOICES,
+                                    default_text="uniform with a density (gaussian, gaussian-learned, "
+                                                 "continuous-bernoulli), none otherwise")
     image_shape: tuple[int, int, int] | None = None  # (C, H, W); resolved from the data set and saved
+    levels: int | None = None  # distinct pixel values of the stored data (2: binary); resolved and saved
 
     def __post_init__(self):
         from .data import DATASETS  # the registry of names
@@ -134,6 +142,10 @@ class DataConfig:
                f"data.data_dir must be a path string, got {self.data_dir!r}")
         if self.binarize is not None:
             _check_choice("binarize", self.binarize, BINARIZE_CHOICES)
+        if self.dequantize is not None:
+            _check_choice("dequantize", self.dequantize, DEQUANTIZE_CHOICES)
+        _check(self.levels is None or (_is_int(self.levels) and self.levels >= 2),
+               f"data.levels must be a whole number >= 2, got {self.levels!r}")
         if DATASETS[self.name].binary and self.binarize in ("dynamic", "static"):
             raise VaekitError(
                 f"data set '{self.name}' is already binary ({DATASETS[self.name].variant}); "
@@ -150,9 +162,13 @@ class ModelConfig:
     latent_dim: int = option(2, "latent dimensions")
     hidden: tuple[int, ...] = option((400,), "hidden layer widths of the MLP encoder; the decoder mirrors them",
                                      nargs="+")
-    likelihood: str = option("bernoulli", "p(x|z): bernoulli (binary pixels, logits) or gaussian (fixed sigma, the "
-                                          "tutorial's L2 loss)", choices=_registry("LIKELIHOODS"))
+    likelihood: str = option("bernoulli", "p(x|z): bernoulli (binary pixels, logits); gaussian (fixed sigma, the "
+                                          "tutorial's L2 loss); gaussian-learned (mean and variance per pixel); "
+                                          "continuous-bernoulli (grey levels in [0, 1]); logistic (discretised, over "
+                                          "the data's levels). See docs/likelihoods.md",
+                             choices=_registry("LIKELIHOODS"))
     sigma: float = option(1.0, "standard deviation of the gaussian likelihood")
+    sigma_min: float = option(SIGMA_MIN, "smallest standard deviation of the gaussian-learned likelihood")
     prior: str = option("standard", "p(z): standard, N(0, I)", choices=_registry("PRIORS"))
 
     def __post_init__(self):
@@ -172,6 +188,8 @@ class ModelConfig:
                f"hidden must be a list of layer widths >= 1, got {self.hidden!r}")
         _check(_is_num(self.sigma) and self.sigma > 0,
                f"sigma (the Gaussian likelihood's standard deviation) must be > 0, got {self.sigma!r}")
+        _check(_is_num(self.sigma_min) and self.sigma_min > 0,
+               f"sigma_min (the learned Gaussian's floor) must be > 0, got {self.sigma_min!r}")
 
 
 @dataclass(frozen=True)
@@ -246,16 +264,26 @@ class RunConfig:
     def __post_init__(self):
         from .data import DATASETS
 
-        from .models.likelihoods import check_data, default_binarize
+        from .models.likelihoods import check_data, default_binarize, default_dequantize
 
         # the likelihood's declaration of the pixels it models decides the binarization
         spec = DATASETS[self.data.name]
         if self.data.binarize is None:
             mode = default_binarize(self.model.likelihood, spec.binary)
             object.__setattr__(self, "data", dataclasses.replace(self.data, binarize=mode))
+        if self.data.dequantize is None:
+            mode = default_dequantize(self.model.likelihood)
+            object.__setattr__(self, "data", dataclasses.replace(self.data, dequantize=mode))
         if self.data.image_shape is None:
             object.__setattr__(self, "data", dataclasses.replace(self.data, image_shape=spec.image_shape))
-        check_data(self.model.likelihood, spec.binary, self.data.binarize, self.data.name)
+        if self.data.levels is None:
+            object.__setattr__(self, "data", dataclasses.replace(self.data, levels=spec.levels))
+        check_data(self.model.likelihood, spec.binary, self.data.binarize, self.data.name, self.data.dequantize)
+
+    @property
+    def pixel_levels(self) -> int:
+        """Distinct values a pixel takes as the model sees it: 2 once binarized, else the data's levels."""
+        return 2 if self.data.binarize != "none" else self.data.levels
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format_version": FORMAT_VERSION}
@@ -300,6 +328,11 @@ class RunConfig:
             d["data"]["binarize"] = None  # re-resolve for the new data or likelihood
         if "data" in sections and "image_shape" not in sections["data"]:
             d["data"]["image_shape"] = None
+        if "data" in sections and "levels" not in sections["data"]:
+            d["data"]["levels"] = None
+        if ("data" in sections or "likelihood" in sections.get("model", {})) and "dequantize" not in \
+                sections.get("data", {}):
+            d["data"]["dequantize"] = None
         if "model" in sections and "likelihood" in sections["model"] and "binarize" not in sections.get("data", {}):
             d["data"]["binarize"] = None
         return RunConfig.from_dict(d)

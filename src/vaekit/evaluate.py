@@ -80,12 +80,17 @@ def _nll_per_image(model, x: torch.Tensor, iw_samples: int, batch_size: int, bar
 
 @torch.inference_mode()
 def evaluate(model, x: torch.Tensor, iw_samples: int = 1000, batch_size: int = 100,
-             seed: int = 0, progress: bool = False, context=None) -> dict[str, Any]:
+             seed: int = 0, progress: bool = False, context=None,
+             dequantized_levels: int | None = None) -> dict[str, Any]:
     """ELBO terms and the importance-weighted NLL estimate over images ``x [N, D]``.
 
     Returns a dict with ``elbo``, ``reconstruction``, ``kl`` (nats per image),
     ``nll`` and ``nll_stderr`` (standard error over images), ``bits_per_dim``,
     ``iw_samples`` and ``n_images``. The images go to the model's device batch by batch.
+
+    ``dequantized_levels``: ``x`` holds ``k``-level data dequantised into [0, 1] and the model is a
+    density; ``nll`` is then that density's, and ``bits_per_dim`` the standard figure for the discrete
+    data, (nll + D log k) / (D log 2), from the bound log P(x) >= log p(x + u) - D log k.
 
     ``context`` (a :class:`vaekit.distributed.Context` of several processes): each
     rank evaluates its contiguous share of the images, rank r with seed ``seed + r``
@@ -129,7 +134,8 @@ def evaluate(model, x: torch.Tensor, iw_samples: int = 1000, batch_size: int = 1
         "kl": kl,
         "nll": mean_nll,
         "nll_stderr": float(nll.std() / math.sqrt(n)) if n > 1 else float("nan"),
-        "bits_per_dim": bits_per_dim(mean_nll, d),
+        "bits_per_dim": bits_per_dim(mean_nll + (d * math.log(dequantized_levels) if dequantized_levels else 0.0), d),
+        "dequantized_levels": dequantized_levels,
         "iw_samples": iw_samples,
         "n_images": n,
     }

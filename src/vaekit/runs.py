@@ -187,9 +187,10 @@ def load_split(cfg: RunConfig, split: str, image_shape: tuple[int, ...] | None =
     if image_shape is not None and tuple(ds.image_shape) != tuple(image_shape):
         raise VaekitError(f"the model was trained on images of shape {tuple(image_shape)} but "
                           f"'{cfg.data.name}' has {tuple(ds.image_shape)}; evaluate on data of the same size")
-    if split == "train" and cfg.data.binarize == "dynamic":
-        return ds  # re-binarized by the trainer every epoch
-    return prepare(ds, cfg.data.binarize)
+    if split == "train" and (cfg.data.binarize == "dynamic" or cfg.data.dequantize == "uniform"):
+        # re-binarized / re-dequantised by the trainer every epoch
+        return prepare(ds, cfg.data.binarize) if cfg.data.binarize == "static" else ds
+    return prepare(ds, cfg.data.binarize, dequantize_mode=cfg.data.dequantize)
 
 
 def load_splits(cfg: RunConfig) -> tuple[Dataset, Dataset]:

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
 from .config import RunConfig
-from .data import Dataset, binarize
+from .data import Dataset, binarize, dequantize
 from .distributed import Context, local_rows, shard
 from .errors import CheckpointError, DivergenceError, VaekitError
 from .evaluate import elbo_sums
@@ -156,6 +156,8 @@ class Trainer:
         shuffled; this rank's rows only."""
         n, cfg = len(self.train_ds), self.cfg
         x = binarize(self.train_ds.x, generator=self.data_gen) if cfg.data.binarize == "dynamic" else self.train_ds.x
+        if cfg.data.dequantize == "uniform":  # fresh noise each epoch, like the dynamic binarization
+            x = dequantize(x, cfg.pixel_levels, generator=self.data_gen)
         order = torch.randperm(n, generator=self.data_gen)  # contiguous batches after one shuffle
         if self.ctx.distributed:  # the same shuffle on every rank; each moves only its rows to its device
             order = order[local_rows(n, cfg.train.batch_size, self.ctx.world_size, self.ctx.rank)]

@@ -41,6 +41,7 @@ class Dataset:
     name: str
     split: str
     levels: int  # distinct pixel values: 2 for binary images, 256 for 8-bit ones, 17 for digits
+    dequantized: bool = False  # levels spread uniformly over their bins (x no longer on the levels)
 
     @property
     def binary(self) -> bool:
@@ -214,7 +215,19 @@ def binarize(x: torch.Tensor, seed: int | None = None, generator: torch.Generato
     return torch.bernoulli(x, generator=generator)
 
 
-def prepare(ds: Dataset, mode: str, seed: int = 0) -> Dataset:
+def dequantize(x: torch.Tensor, levels: int, seed: int | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """Uniform dequantisation: level i/(k-1) becomes (i + u)/k with u ~ U[0, 1), so the k levels fill the
+    bins [i/k, (i+1)/k) of [0, 1] and a density there bounds the levels' mass: log P(x) >= log p(x + u) - D log k
+    (Theis et al., 2016)."""
+    if generator is None:
+        generator = torch.Generator(device=x.device)
+        generator.manual_seed(0 if seed is None else seed)
+    u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    return (torch.round(x * (levels - 1)) + u) / levels
+
+
+def prepare(ds: Dataset, mode: str, seed: int = 0, dequantize_mode: str = "none") -> Dataset:
     """Apply a fixed binarization to an evaluation split (``static`` or ``dynamic``).
 
     For training, ``dynamic`` re-binarizes each epoch inside the trainer; held-out
@@ -222,7 +235,10 @@ def prepare(ds: Dataset, mode: str, seed: int = 0) -> Dataset:
     depends only on the split, so that every run and every evaluation sees the
     same binary images.
     """
-    if mode == "none" or ds.binary:
-        return ds
     split_seed = {"train": 1, "valid": 2, "test": 3}[ds.split] + 1000 * seed
-    return Dataset(binarize(ds.x, split_seed), ds.labels, ds.image_shape, ds.name, ds.split, 2)
+    if mode != "none" and not ds.binary:
+        ds = Dataset(binarize(ds.x, split_seed), ds.labels, ds.image_shape, ds.name, ds.split, 2)
+    if dequantize_mode == "uniform":  # one fixed noise sample per split, as for the binarization
+        x = dequantize(ds.x, ds.levels, seed=split_seed + 500)
+        ds = Dataset(x, ds.labels, ds.image_shape, ds.name, ds.split, ds.levels, dequantized=True)
+    return ds

@@ -12,7 +12,9 @@ from ..errors import VaekitError, unknown_name
 from .decoders import GatedMLPDecoder, MLPDecoder
 from .distributions import Bernoulli, DiagonalNormal, FixedGaussian, StandardNormal
 from .encoders import GatedMLPEncoder, MLPEncoder
-from .likelihoods import LIKELIHOODS, BernoulliLikelihood, GaussianLikelihood, likelihood_class, make_likelihood
+from .likelihoods import (DISCRETE, LIKELIHOODS, BernoulliLikelihood, ContinuousBernoulliLikelihood,
+                          GaussianLikelihood, LearnedGaussianLikelihood, LogisticLikelihood, likelihood_class,
+                          make_likelihood)
 from .priors import PRIORS, StandardNormalPrior, make_prior
 from .vae import VAE, ELBOTerms
 
@@ -58,8 +60,9 @@ def register(kind: str, name: str):
     return add
 
 
-def build_model(cfg, image_shape: tuple[int, int, int]) -> VAE:
-    """The VAE a :class:`~vaekit.config.ModelConfig` describes, for images of ``image_shape``.
+def build_model(cfg, image_shape: tuple[int, int, int], levels: int | None = None) -> VAE:
+    """The VAE a :class:`~vaekit.config.ModelConfig` describes, for images of ``image_shape`` whose pixels
+    take ``levels`` values (what a discrete likelihood needs; :attr:`RunConfig.pixel_levels`).
 
     Built in the order the parts depend on each other: the likelihood (it sets the decoder's
     output size), the networks, then the prior, which receives the encoder (a VampPrior mixes
@@ -68,7 +71,14 @@ def build_model(cfg, image_shape: tuple[int, int, int]) -> VAE:
     for kind, registry in REGISTRIES.items():
         if getattr(cfg, kind) not in registry:
             raise unknown_name(kind, getattr(cfg, kind), registry)
-    likelihood = LIKELIHOODS[cfg.likelihood].from_config(cfg)
+    lik_cls = LIKELIHOODS[cfg.likelihood]
+    if lik_cls.accepts == DISCRETE:
+        if levels is None:
+            raise VaekitError(f"the {cfg.likelihood} likelihood needs the data's number of levels: "
+                              "build_model(cfg, image_shape, levels=...)")
+        likelihood = lik_cls.from_config(cfg, levels=levels)
+    else:
+        likelihood = lik_cls.from_config(cfg)
     encoder, decoder = ARCHITECTURES[cfg.arch].from_config(cfg, tuple(image_shape), likelihood)
     prior = PRIORS[cfg.prior].from_config(cfg, encoder=encoder)
     return VAE(encoder, decoder, prior, tuple(image_shape))
@@ -76,6 +86,7 @@ def build_model(cfg, image_shape: tuple[int, int, int]) -> VAE:
 
 __all__ = [
     "ARCHITECTURES", "LIKELIHOODS", "PRIORS", "REGISTRIES", "VAE", "ELBOTerms", "Bernoulli", "BernoulliLikelihood",
+    "ContinuousBernoulliLikelihood", "LearnedGaussianLikelihood", "LogisticLikelihood",
     "GatedMLPDecoder", "GatedMLPEncoder", "GatedMLPNetworks", "MLPNetworks",
     "DiagonalNormal", "FixedGaussian", "GaussianLikelihood", "MLPDecoder", "MLPEncoder", "StandardNormal",
     "StandardNormalPrior", "build_model", "likelihood_class", "make_likelihood", "make_prior", "register",

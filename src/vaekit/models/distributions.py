@@ -130,3 +130,120 @@ class FixedGaussian:
         d = self.loc.shape[-1]
         sq = (x - self.loc).pow(2).sum(dim=-1)
         return -0.5 * sq / self.sigma**2 - d * (math.log(self.sigma) + 0.5 * LOG_2PI)
+
+
+class LearnedGaussian:
+    """N(mean, diag(exp(logvar))) over pixels: a Gaussian whose variance the decoder outputs too."""
+
+    def __init__(self, mean: torch.Tensor, logvar: torch.Tensor):
+        self.loc, self.logvar = mean, logvar
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.loc
+
+    def sample(self, sample_shape: _Shape = ()) -> torch.Tensor:
+        shape = torch.Size(sample_shape) + self.loc.shape
+        return self.loc.expand(shape) + torch.exp(0.5 * self.logvar) * torch.randn(shape, dtype=self.loc.dtype,
+                                                                                   device=self.loc.device)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return -0.5 * ((x - self.loc).pow(2) * torch.exp(-self.logvar) + self.logvar + LOG_2PI).sum(dim=-1)
+
+
+TAYLOR_CB = 0.1  # |logit| below which the continuous Bernoulli's constant uses its Taylor series
+
+
+def continuous_bernoulli_log_norm(logits: torch.Tensor) -> torch.Tensor:
+    """log C(lambda) of the continuous Bernoulli, lambda = sigmoid(logits) (Loaiza-Ganem & Cunningham, 2019).
+
+    C = 2 artanh(1 - 2 lambda) / (1 - 2 lambda) = eta / tanh(eta / 2) in terms of the logit eta; at
+    eta = 0 (lambda = 1/2) the quotient is 0/0, so near it the series log 2 + eta^2/12 - 7 eta^4/1440
+    (error below 1e-8 for |eta| < 0.1) is used instead.
+    """
+    a = logits.abs()
+    far = torch.where(a < TAYLOR_CB, torch.full_like(a, 1.0), a)  # keeps the unused branch finite
+    exact = torch.log(far) - torch.log(torch.tanh(far / 2))
+    sq = logits * logits
+    taylor = math.log(2.0) + sq / 12 - 7 * sq * sq / 1440
+    return torch.where(a < TAYLOR_CB, taylor, exact)
+
+
+class ContinuousBernoulli:
+    """The continuous Bernoulli on [0, 1] from logits: p(x) = C(lambda) lambda^x (1 - lambda)^(1 - x)."""
+
+    def __init__(self, logits: torch.Tensor):
+        self.logits = logits
+
+    @property
+    def mean(self) -> torch.Tensor:
+        eta = self.logits
+        small = eta.abs() < 1e-3
+        safe = torch.where(small, torch.ones_like(eta), eta)
+        exact = -1.0 / torch.expm1(-safe) - 1.0 / safe  # 1/(1 - e^-eta) - 1/eta
+        return torch.where(small, 0.5 + eta / 12, exact)
+
+    def sample(self, sample_shape: _Shape = ()) -> torch.Tensor:
+        eta = self.logits.clamp(-30, 30).expand(torch.Size(sample_shape) + self.logits.shape)
+        u = torch.rand_like(eta)
+        small = eta.abs() < 1e-3
+        safe = torch.where(small, torch.ones_like(eta), eta)
+        return torch.where(small, u, torch.log1p(u * torch.expm1(safe)) / safe).clamp(0, 1)  # inverse CDF
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        # x log lambda + (1 - x) log(1 - lambda) = x eta - softplus(eta)
+        eta = self.logits
+        return (x * eta - F.softplus(eta) + continuous_bernoulli_log_norm(eta)).sum(dim=-1)
+
+
+def _log1mexp(a: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(a)) for a < 0, accurate everywhere (Maechler, 2012)."""
+    return torch.where(a > -math.log(2.0), torch.log(-torch.expm1(a)), torch.log1p(-torch.exp(a)))
+
+
+class DiscretizedLogistic:
+    """A logistic with location ``loc`` and log-scale ``log_scale`` per pixel, discretised to ``levels`` values
+    0, 1/(k-1), ..., 1 (Salimans et al., 2017, one component): the mass of the bin of half-width
+    h = 1/(2(k-1)) around each value, the two end bins taking the tails. Masses sum to 1 exactly."""
+
+    def __init__(self, loc: torch.Tensor, log_scale: torch.Tensor, levels: int):
+        self.loc, self.log_scale, self.levels = loc, log_scale, int(levels)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        values = torch.linspace(0, 1, self.levels, dtype=self.loc.dtype, device=self.loc.device)
+        return (self.probs_of(values) * values).sum(-1)
+
+    def probs_of(self, values: torch.Tensor) -> torch.Tensor:
+        """P(x = v) for every level ``v`` ``[k]``: ``[..., D, k]``."""
+        x = values.expand(*self.loc.shape, self.levels)
+        return torch.exp(self._log_mass(x, self.loc.unsqueeze(-1), self.log_scale.unsqueeze(-1)))
+
+    def sample(self, sample_shape: _Shape = ()) -> torch.Tensor:
+        shape = torch.Size(sample_shape) + self.loc.shape
+        u = torch.rand(shape, dtype=self.loc.dtype, device=self.loc.device).clamp(1e-6, 1 - 1e-6)
+        x = self.loc + torch.exp(self.log_scale) * (torch.log(u) - torch.log1p(-u))
+        k = self.levels - 1
+        return torch.round(x.clamp(0, 1) * k) / k
+
+    def _log_mass(self, x: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+        h = 0.5 / (self.levels - 1)
+        inv_s = torch.exp(-log_scale)
+        plus, minus = (x + h - loc) * inv_s, (x - h - loc) * inv_s
+        # log(sigmoid(plus) - sigmoid(minus)) = log S(near) + log(1 - S(far) / S(near)), from whichever tail
+        # keeps it accurate; when the bin is tiny against the scale the ratio rounds to 1, and the density at
+        # the bin's centre times its width is used (as PixelCNN++ does). Unused branches are kept finite, so
+        # that no NaN reaches the gradient through torch.where.
+        up = (plus + minus) > 0
+        near = torch.where(up, F.logsigmoid(-minus), F.logsigmoid(plus))
+        ratio = torch.where(up, F.logsigmoid(-plus), F.logsigmoid(minus)) - near  # < 0
+        resolved = ratio < -1e-4
+        exact = near + _log1mexp(torch.where(resolved, ratio, torch.full_like(ratio, -1.0)))
+        mid = (x - loc) * inv_s
+        centre = math.log(2 * h) - log_scale + F.logsigmoid(mid) + F.logsigmoid(-mid)
+        middle = torch.where(resolved, exact, centre)
+        first, last = F.logsigmoid(plus), F.logsigmoid(-minus)  # P(x <= h), P(x >= 1 - h)
+        return torch.where(x < h, first, torch.where(x > 1 - h, last, middle))
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return self._log_mass(x, self.loc, self.log_scale).sum(dim=-1)

@@ -17,10 +17,13 @@ distribution over ``[..., D]`` whose ``log_prob`` keeps every constant (nats).
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 
 from ..errors import VaekitError, unknown_name
-from .distributions import Bernoulli, FixedGaussian
+from .distributions import Bernoulli, ContinuousBernoulli, DiscretizedLogistic, FixedGaussian, LearnedGaussian
 
 BINARY, CONTINUOUS, DISCRETE = "binary", "continuous", "discrete"
 
@@ -66,7 +69,82 @@ class GaussianLikelihood:
         return f"Gaussian with fixed sigma={self.sigma:g} (decoder outputs means)"
 
 
-LIKELIHOODS = {"bernoulli": BernoulliLikelihood, "gaussian": GaussianLikelihood}
+class LearnedGaussianLikelihood:
+    """Gaussian pixels whose mean and variance the decoder outputs (two numbers per pixel); the standard
+    deviation is kept above ``sigma_min`` by a soft floor, log sigma^2 = f + softplus(out - f) with
+    f = 2 log sigma_min, without which it runs off to 0 on near-constant pixels (the density grows
+    without bound there)."""
+
+    name = "gaussian-learned"
+    accepts = CONTINUOUS
+    params_per_pixel = 2
+
+    def __init__(self, sigma_min: float):
+        if not sigma_min > 0:
+            raise VaekitError(f"--sigma-min must be > 0, got {sigma_min}")
+        self.sigma_min = float(sigma_min)
+        self.floor = 2 * math.log(self.sigma_min)
+
+    @classmethod
+    def from_config(cls, cfg) -> "LearnedGaussianLikelihood":
+        return cls(cfg.sigma_min)
+
+    def __call__(self, out: torch.Tensor) -> LearnedGaussian:
+        mean, raw = out.chunk(2, dim=-1)
+        return LearnedGaussian(mean, self.floor + F.softplus(raw - self.floor))
+
+    def describe(self) -> str:
+        return f"Gaussian with learned mean and variance, sigma >= {self.sigma_min:g}"
+
+
+class ContinuousBernoulliLikelihood:
+    """The continuous Bernoulli (Loaiza-Ganem & Cunningham, 2019): a true density on [0, 1] for grey levels;
+    the decoder outputs logits."""
+
+    name = "continuous-bernoulli"
+    accepts = CONTINUOUS
+    params_per_pixel = 1
+
+    @classmethod
+    def from_config(cls, cfg) -> "ContinuousBernoulliLikelihood":
+        return cls()
+
+    def __call__(self, out: torch.Tensor) -> ContinuousBernoulli:
+        return ContinuousBernoulli(out)
+
+    def describe(self) -> str:
+        return "continuous Bernoulli (decoder outputs logits)"
+
+
+class LogisticLikelihood:
+    """The discretised logistic (Salimans et al., 2017; one component per pixel) over the data set's
+    ``levels`` grey levels; the decoder outputs a location and a log-scale per pixel."""
+
+    name = "logistic"
+    accepts = DISCRETE
+    params_per_pixel = 2
+    LOG_SCALE_MIN = -7.0  # as PixelCNN++: scales below e^-7 add nothing at 8 bits and can overflow
+
+    def __init__(self, levels: int):
+        if not isinstance(levels, int) or levels < 3:
+            raise VaekitError(f"the logistic likelihood needs grey levels (3 or more), got {levels!r}")
+        self.levels = levels
+
+    @classmethod
+    def from_config(cls, cfg, levels: int | None = None) -> "LogisticLikelihood":
+        return cls(levels)
+
+    def __call__(self, out: torch.Tensor) -> DiscretizedLogistic:
+        loc, log_scale = out.chunk(2, dim=-1)
+        return DiscretizedLogistic(loc, log_scale.clamp_min(self.LOG_SCALE_MIN), self.levels)
+
+    def describe(self) -> str:
+        return f"discretised logistic over {self.levels} levels"
+
+
+LIKELIHOODS = {"bernoulli": BernoulliLikelihood, "gaussian": GaussianLikelihood,
+               "gaussian-learned": LearnedGaussianLikelihood, "continuous-bernoulli": ContinuousBernoulliLikelihood,
+               "logistic": LogisticLikelihood}
 
 
 def likelihood_class(name: str):
@@ -75,11 +153,18 @@ def likelihood_class(name: str):
     return LIKELIHOODS[name]
 
 
-def make_likelihood(name: str, sigma: float = 1.0):
-    """The likelihood ``name`` (``sigma``: the fixed Gaussian's standard deviation)."""
+def make_likelihood(name: str, sigma: float = 1.0, sigma_min: float = 0.01, levels: int | None = None):
+    """The likelihood ``name`` (``sigma``: the fixed Gaussian's standard deviation; ``sigma_min``: the learned
+    Gaussian's floor; ``levels``: the data's number of grey levels, for a discrete likelihood)."""
     from types import SimpleNamespace
 
-    return likelihood_class(name).from_config(SimpleNamespace(sigma=sigma))
+    cls = likelihood_class(name)
+    cfg = SimpleNamespace(sigma=sigma, sigma_min=sigma_min)
+    return cls.from_config(cfg, levels=levels) if cls.accepts == DISCRETE else cls.from_config(cfg)
+
+
+def _names(kind: str) -> str:
+    return ", ".join(sorted(n for n, c in LIKELIHOODS.items() if c.accepts == kind))
 
 
 def default_binarize(likelihood: str, binary_data: bool) -> str:
@@ -88,10 +173,33 @@ def default_binarize(likelihood: str, binary_data: bool) -> str:
     return "dynamic" if likelihood_class(likelihood).accepts == BINARY and not binary_data else "none"
 
 
-def check_data(likelihood: str, binary_data: bool, binarize: str, data_name: str) -> None:
+def default_dequantize(likelihood: str) -> str:
+    """``uniform`` for a density (every data set here is discrete: its levels must be spread into
+    bins of [0, 1] for the density's numbers to mean anything), else ``none``."""
+    return "uniform" if likelihood_class(likelihood).accepts == CONTINUOUS else "none"
+
+
+def check_data(likelihood: str, binary_data: bool, binarize: str, data_name: str, dequantize: str = "none") -> None:
     """Refuse data a likelihood is not a distribution over, naming the valid choices."""
-    if likelihood_class(likelihood).accepts == BINARY and binarize == "none" and not binary_data:
-        others = sorted(n for n, c in LIKELIHOODS.items() if c.accepts != BINARY)
+    accepts = likelihood_class(likelihood).accepts
+    if accepts == BINARY and binarize == "none" and not binary_data:
         raise VaekitError(
             f"the {likelihood} likelihood needs binary pixels but '{data_name}' is grayscale and binarize is "
-            f"'none'; use --binarize dynamic (or static), or a likelihood for grey levels: {', '.join(others)}")
+            f"'none'; use --binarize dynamic (or static), or a likelihood for grey levels: {_names(CONTINUOUS)}, "
+            f"{_names(DISCRETE)}")
+    if accepts == DISCRETE and (binary_data or binarize != "none"):
+        raise VaekitError(
+            f"the {likelihood} likelihood models grey levels but the data are binary ('{data_name}', binarize "
+            f"{binarize}); use a likelihood for binary pixels ({_names(BINARY)}), or grey-level data with "
+            "--binarize none")
+    if accepts == DISCRETE and dequantize != "none":
+        raise VaekitError(f"the {likelihood} likelihood is a mass over the data's levels and needs them as they "
+                          "are; drop --dequantize (or use --dequantize none)")
+    if accepts == CONTINUOUS and dequantize == "none":
+        raise VaekitError(
+            f"the {likelihood} likelihood is a density but '{data_name}' holds discrete levels, on which a density "
+            f"can grow without bound; use --dequantize uniform (its default), or a likelihood for discrete pixels: "
+            f"{_names(DISCRETE)}, {_names(BINARY)}")
+    if accepts not in (BINARY, CONTINUOUS, DISCRETE):
+        raise VaekitError(f"likelihood '{likelihood}' declares accepts={accepts!r}; valid: {BINARY}, {CONTINUOUS}, "
+                          f"{DISCRETE}")
