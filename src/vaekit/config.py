@@ -25,7 +25,7 @@ from .errors import VaekitError, unknown_name
 FORMAT_VERSION = 1
 BINARIZE_CHOICES = ("none", "dynamic", "static")
 DEQUANTIZE_CHOICES = ("none", "uniform")
-SIGMA_MIN = 0.01  # the learned Gaussian's floor; docs/likelihoods.md gives the measurement behind it
+SIGMA_MIN = 0.003  # the learned Gaussian's floor: best of 0.0003-0.1 on mnist-5k (benchmarks/sigma_min.py)
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -341,22 +341,25 @@ class RunConfig:
         """A few words for figure titles: the data set and its variant."""
         from .data import DATASETS
 
+        deq = ", dequantised" if self.data.dequantize == "uniform" else ""
         if DATASETS[self.data.name].binary:
-            return f"{self.data.name} (static binarization)"
-        return {"none": f"{self.data.name} (grayscale)", "dynamic": f"{self.data.name} (dynamic binarization)",
-                "static": f"{self.data.name} (static binarization, fixed seed)"}[self.data.binarize]
+            return f"{self.data.name} (static binarization{deq})"
+        return {"none": f"{self.data.name} (grayscale{deq})", "dynamic": f"{self.data.name} (dynamic binarization{deq})",
+                "static": f"{self.data.name} (static binarization, fixed seed{deq})"}[self.data.binarize]
 
     def describe_data(self) -> str:
         from .data import DATASETS
 
         spec = DATASETS[self.data.name]
+        deq = (f"; uniformly dequantised over its {self.pixel_levels} levels, fresh noise each epoch, one fixed "
+               "sample for valid/test") if self.data.dequantize == "uniform" else ""
         if spec.binary:
-            return f"{self.data.name} ({spec.variant})"
+            return f"{self.data.name} ({spec.variant}{deq})"
         return {
-            "none": f"{self.data.name} (grayscale in [0, 1], not binarized)",
+            "none": f"{self.data.name} (grayscale in [0, 1], not binarized{deq})",
             "dynamic": f"{self.data.name} (dynamically binarized: a new Bernoulli sample each epoch; "
-                       "valid/test use one fixed sample)",
-            "static": f"{self.data.name} (statically binarized once with a fixed seed)",
+                       f"valid/test use one fixed sample{deq})",
+            "static": f"{self.data.name} (statically binarized once with a fixed seed{deq})",
         }[self.data.binarize]
 
 
