@@ -119,3 +119,12 @@ def test_each_likelihood_trains_and_evaluates_to_a_finite_nll(tmp_path, name, ar
     images = res.model.sample(4)
     assert images.shape == (4, 1, 8, 8) and torch.isfinite(images).all()
     assert vaekit.load(tmp_path / "r").decoder.likelihood.name == name
+
+
+def test_the_discretised_logistic_mean_is_the_expectation_over_its_levels():
+    torch.manual_seed(0)
+    loc, log_scale = torch.randn(5, 7, dtype=torch.float64), torch.randn(5, 7, dtype=torch.float64) * 2 - 2
+    for levels in (3, 17, 256):
+        d = DiscretizedLogistic(loc, log_scale, levels)
+        values = torch.linspace(0, 1, levels, dtype=torch.float64)
+        torch.testing.assert_close(d.mean, (d.probs_of(values) * values).sum(-1), atol=1e-10, rtol=0)
