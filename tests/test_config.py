@@ -24,7 +24,7 @@ def test_round_trip_through_json():
     ({"modle": {}}, "unknown table 'modle' \\(did you mean 'model'\\?\\)"),
     ({"model": {"latent": 3}}, "unknown key 'model.latent' \\(did you mean 'latent_dim'\\?\\)"),
     ({"model": {"likelihood": "bernouli"}}, "did you mean 'bernoulli'"),
-    ({"model": {"prior": "vamp"}}, "unknown model.prior"),
+    ({"model": {"prior": "vampire"}}, "unknown model.prior 'vampire' \\(did you mean 'vamp'\\?\\)"),
     ({"data": {"name": "fashion"}}, "unknown data set 'fashion'"),
     ({"train": {"lr": 0}}, "lr .* must be > 0"),
     ({"train": {"lr": -1e-3}}, "must be > 0"),

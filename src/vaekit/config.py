@@ -27,12 +27,14 @@ BINARIZE_CHOICES = ("none", "dynamic", "static")
 DEQUANTIZE_CHOICES = ("none", "uniform")
 SIGMA_MIN = 0.003  # the learned Gaussian's floor: best of 0.0003-0.1 on mnist-5k (benchmarks/sigma_min.py)
 OPTIMIZERS = ("adam", "sgd")
+OBJECTIVES = ("elbo", "iwae")
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def option(default: Any = None, help: str = "", flag: str | None = None, metavar: str | None = None,
-           choices: Any = None, nargs: str | None = None, default_text: str | None = None) -> Any:
+           choices: Any = None, nargs: str | None = None, default_text: str | None = None,
+           kind: type | None = None) -> Any:
     """A config field that is also a ``vaekit train`` option: declared once, here, with its help.
 
     ``flag`` defaults to ``--`` and the field's name with dashes; ``choices`` may be a tuple or a
@@ -40,7 +42,7 @@ def option(default: Any = None, help: str = "", flag: str | None = None, metavar
     the default (``default_text`` words it). The parser is built from these (:func:`cli_options`).
     """
     meta = {"cli": True, "help": help, "flag": flag, "metavar": metavar, "choices": choices, "nargs": nargs,
-            "default_text": default_text}
+            "default_text": default_text, "kind": kind}
     return field(default=default, metadata=meta)
 
 
@@ -58,7 +60,7 @@ def cli_options():
             if choices:
                 kw["choices"] = tuple(choices)
             else:
-                kind = type(f.default[0]) if isinstance(f.default, tuple) else type(f.default)
+                kind = meta["kind"] or (type(f.default[0]) if isinstance(f.default, tuple) else type(f.default))
                 kw["type"] = kind if kind in (int, float) else str
                 kw["metavar"] = meta["metavar"] or {int: "N", float: "F"}.get(kind, "TEXT")
             if meta["nargs"]:
@@ -169,7 +171,10 @@ class ModelConfig:
                              choices=_registry("LIKELIHOODS"))
     sigma: float = option(1.0, "standard deviation of the gaussian likelihood")
     sigma_min: float = option(SIGMA_MIN, "smallest standard deviation of the gaussian-learned likelihood")
-    prior: str = option("standard", "p(z): standard, N(0, I)", choices=_registry("PRIORS"))
+    prior: str = option("standard", "p(z): standard, N(0, I); mog, a learned mixture of Gaussians; vamp, the "
+                                    "VampPrior (Tomczak & Welling 2018)", choices=_registry("PRIORS"))
+    prior_components: int | None = option(None, "components of the mog prior, pseudo-inputs of the vamp prior",
+                                          metavar="K", default_text="10 for mog, 500 for vamp", kind=int)
 
     def __post_init__(self):
         from .models import ARCHITECTURES, LIKELIHOODS, PRIORS
@@ -188,6 +193,8 @@ class ModelConfig:
                f"hidden must be a list of layer widths >= 1, got {self.hidden!r}")
         _check(_is_num(self.sigma) and self.sigma > 0,
                f"sigma (the Gaussian likelihood's standard deviation) must be > 0, got {self.sigma!r}")
+        _check(self.prior_components is None or (_is_int(self.prior_components) and self.prior_components >= 1),
+               f"prior_components must be a whole number >= 1, got {self.prior_components!r}")
         _check(_is_num(self.sigma_min) and self.sigma_min > 0,
                f"sigma_min (the learned Gaussian's floor) must be > 0, got {self.sigma_min!r}")
 
@@ -215,7 +222,13 @@ class TrainConfig:
     optimizer: str = option("adam", "optimiser", choices=OPTIMIZERS)
     momentum: float = 0.9  # of SGD; set it in a preset
     seed: int = option(0, "random seed")
-    n_samples: int = option(1, "samples of z per image in the training ELBO")
+    objective: str = option("elbo", "elbo, or iwae: the importance-weighted bound with K = --n-samples (Burda et "
+                                    "al. 2016), reported as itself", choices=OBJECTIVES)
+    n_samples: int = option(1, "samples of z per image: of the training ELBO, or the IWAE's K")
+    beta: float = option(1.0, "weight of the KL term (beta-VAE); reported ELBOs always use 1")
+    free_bits: float = option(0.0, "free bits: the batch-mean KL of each latent dimension counts as at least this "
+                                   "many nats (Kingma et al. 2016); needs the standard prior", metavar="F",
+                              default_text="0, off")
     warmup_epochs: int = option(0, "KL warm-up: the KL weight rises linearly to 1 over N epochs; reported ELBOs "
                                    "always use weight 1", default_text="0, none")
     lr_schedule: str = option("constant", "constant, or cosine annealing to 0 over --epochs", choices=LR_SCHEDULES)
@@ -238,6 +251,14 @@ class TrainConfig:
         _check(_is_int(self.seed) and self.seed >= 0, f"seed must be a whole number >= 0, got {self.seed!r}")
         _check(_is_int(self.n_samples) and self.n_samples >= 1,
                f"n_samples (Monte Carlo samples per ELBO) must be >= 1, got {self.n_samples!r}")
+        _check_choice("objective", self.objective, OBJECTIVES)
+        _check(_is_num(self.beta) and self.beta >= 0, f"beta (the KL weight) must be >= 0, got {self.beta!r}")
+        _check(_is_num(self.free_bits) and self.free_bits >= 0,
+               f"free_bits must be >= 0 nats per latent dimension, got {self.free_bits!r}")
+        if self.objective == "iwae":
+            _check(self.beta == 1 and self.free_bits == 0 and self.warmup_epochs == 0,
+                   "the IWAE bound has no KL term to weight: drop --beta, --free-bits and --warmup-epochs, or use "
+                   "--objective elbo")
         _check(_is_int(self.warmup_epochs) and self.warmup_epochs >= 0,
                f"warmup_epochs must be a whole number >= 0, got {self.warmup_epochs!r}")
         _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
@@ -279,6 +300,10 @@ class RunConfig:
         if self.data.levels is None:
             object.__setattr__(self, "data", dataclasses.replace(self.data, levels=spec.levels))
         check_data(self.model.likelihood, spec.binary, self.data.binarize, self.data.name, self.data.dequantize)
+        if self.train.free_bits > 0 and self.model.prior != "standard":
+            raise VaekitError(f"free bits clamp the KL of each latent dimension, which needs a prior that factorises "
+                              f"per dimension; the {self.model.prior} prior does not: drop --free-bits or use "
+                              "--prior standard")
 
     @property
     def pixel_levels(self) -> int:
@@ -344,7 +369,8 @@ class RunConfig:
         deq = ", dequantised" if self.data.dequantize == "uniform" else ""
         if DATASETS[self.data.name].binary:
             return f"{self.data.name} (static binarization{deq})"
-        return {"none": f"{self.data.name} (grayscale{deq})", "dynamic": f"{self.data.name} (dynamic binarization{deq})",
+        return {"none": f"{self.data.name} (grayscale{deq})",
+                "dynamic": f"{self.data.name} (dynamic binarization{deq})",
                 "static": f"{self.data.name} (static binarization, fixed seed{deq})"}[self.data.binarize]
 
     def describe_data(self) -> str:

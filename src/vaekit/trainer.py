@@ -24,7 +24,7 @@ from .distributed import Context, local_rows, shard
 from .errors import CheckpointError, DivergenceError, VaekitError
 from .evaluate import elbo_sums
 from .models import VAE
-from .objectives import ELBO, BatchTerms, kl_warmup
+from .objectives import ELBO, IWAE, BatchTerms, kl_warmup
 from .optim import learning_rate, make_optimizer
 from .trainer_state import TrainerState, save_state
 
@@ -32,9 +32,13 @@ from .trainer_state import TrainerState, save_state
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # precision -> autocast dtype
 
 
-def make_objective(cfg: RunConfig) -> ELBO:
-    """The objective a config trains: the ELBO with ``train.n_samples`` samples of z."""
-    return ELBO(n_samples=cfg.train.n_samples)
+def make_objective(cfg: RunConfig):
+    """The objective a config trains: the ELBO (``beta``, ``free_bits``, ``n_samples`` samples of z), or the
+    IWAE bound with K = ``n_samples``."""
+    tc = cfg.train
+    if tc.objective == "iwae":
+        return IWAE(k=tc.n_samples)
+    return ELBO(beta=float(tc.beta), free_bits=float(tc.free_bits), n_samples=tc.n_samples)
 
 
 def make_step(model: torch.nn.Module, objective=None, precision: str = "fp32", compile: bool = False):
@@ -59,8 +63,8 @@ def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tens
                 grad_clip: float = 0.0, where: tuple[int, int] = (0, 0), bar: tqdm | None = None,
                 ctx: Context | None = None, scaler: torch.amp.GradScaler | None = None,
                 n_global: int | None = None, y: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
-    """One pass over ``x`` (already shuffled) in contiguous batches: summed ELBO, reconstruction
-    and KL ``[3]`` (on the device) and the number of steps.
+    """One pass over ``x`` (already shuffled) in contiguous batches: summed ELBO, reconstruction,
+    KL and the objective's bound ``[4]`` (on the device) and the number of steps.
 
     ``step`` (from :func:`make_step`) gives a batch's terms; ``objective.loss`` what to minimise.
     A non-finite loss (or, with ``grad_clip``, gradient norm) raises :class:`DivergenceError`
@@ -77,7 +81,7 @@ def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tens
     n = x.shape[0] if n_global is None else n_global
     if world == 1 and n != x.shape[0]:
         raise ValueError(f"one process needs all {n} rows, got {x.shape[0]}")
-    totals = torch.zeros(3, dtype=torch.float32 if x.device.type == "mps" else torch.float64, device=x.device)
+    totals = torch.zeros(4, dtype=torch.float32 if x.device.type == "mps" else torch.float64, device=x.device)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     bar = bar if bar is not None else tqdm(disable=True)
     steps = pos = 0
@@ -103,7 +107,7 @@ def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tens
         scaler.step(optimizer)
         scaler.update()
         steps += 1
-        totals += torch.stack([terms.elbo, terms.reconstruction, terms.kl]).detach()
+        totals += torch.stack([terms.elbo, terms.reconstruction, terms.kl, terms.bound]).detach()
         bar.update(1)
         if bar.n % 25 == 0 and not bar.disable:  # one host read per 25 steps, for the display
             bar.set_postfix(elbo=f"{totals[0].item() / min(n, i + batch_size) * world:.2f}")
@@ -181,17 +185,20 @@ class Trainer:
             except DivergenceError as e:  # every rank stops at the same step
                 raise ctx.everywhere(_diverged(e, epoch, self.run_dir, cfg, lr)) from None
         self.state.step += steps
-        train_elbo, train_rec, train_kl = (ctx.all_reduce_sum(sums) / n).tolist()
+        train_elbo, train_rec, train_kl, train_bound = (ctx.all_reduce_sum(sums) / n).tolist()
         if not math.isfinite(train_elbo):
             raise ctx.everywhere(DivergenceError(  # the summed ELBO: the same on every rank
                 f"training diverged in epoch {epoch} (the ELBO became {train_elbo}); the last good "
                 f"checkpoint is kept in {self.run_dir}: try a lower --lr"))
         seconds = time.perf_counter() - t0
         valid = (ctx.all_reduce_sum(elbo_sums(self.model, self.valid_x, y=self.valid_y)) / len(self.valid_ds)).tolist()
-        return {"epoch": epoch, "step": self.state.step, "train_elbo": train_elbo, "train_reconstruction": train_rec,
-                "train_kl": train_kl, "valid_elbo": valid[0], "valid_reconstruction": valid[1],
-                "valid_kl": valid[2], "lr": lr, "kl_weight": objective.kl_weight,
-                "epoch_seconds": seconds, "images_per_second": n / seconds, "_t0": t0}
+        row = {"epoch": epoch, "step": self.state.step, "train_elbo": train_elbo, "train_reconstruction": train_rec,
+               "train_kl": train_kl, "valid_elbo": valid[0], "valid_reconstruction": valid[1],
+               "valid_kl": valid[2], "lr": lr, "kl_weight": objective.kl_weight,
+               "epoch_seconds": seconds, "images_per_second": n / seconds, "_t0": t0}
+        if getattr(objective, "name", "elbo") != "elbo":  # the bound it trains, beside the plain ELBO
+            row[f"train_{objective.name}_bound"] = train_bound
+        return row
 
     def checkpoint(self, row: dict[str, Any]) -> None:
         """Record the epoch: the best weights if they improved, the metrics, then the trainer state."""

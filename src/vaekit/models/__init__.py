@@ -15,7 +15,7 @@ from .encoders import GatedMLPEncoder, MLPEncoder
 from .likelihoods import (DISCRETE, LIKELIHOODS, BernoulliLikelihood, ContinuousBernoulliLikelihood,
                           GaussianLikelihood, LearnedGaussianLikelihood, LogisticLikelihood, likelihood_class,
                           make_likelihood)
-from .priors import PRIORS, StandardNormalPrior, make_prior
+from .priors import PRIORS, MixturePrior, StandardNormalPrior, VampPrior, make_prior
 from .vae import VAE, ELBOTerms
 
 
@@ -30,6 +30,7 @@ class MLPNetworks:
         for s in image_shape:
             d *= s
         encoder = cls.encoder_cls(d, cfg.hidden, cfg.latent_dim)
+        encoder.input_shape = tuple(image_shape)  # what it reads (a prior built on it, the VampPrior, needs it)
         # the likelihood says how many numbers it needs per pixel
         decoder = cls.decoder_cls(cfg.latent_dim, tuple(reversed(cfg.hidden)), d * likelihood.params_per_pixel,
                                   likelihood)
@@ -89,5 +90,6 @@ __all__ = [
     "ContinuousBernoulliLikelihood", "LearnedGaussianLikelihood", "LogisticLikelihood",
     "GatedMLPDecoder", "GatedMLPEncoder", "GatedMLPNetworks", "MLPNetworks",
     "DiagonalNormal", "FixedGaussian", "GaussianLikelihood", "MLPDecoder", "MLPEncoder", "StandardNormal",
-    "StandardNormalPrior", "build_model", "likelihood_class", "make_likelihood", "make_prior", "register",
+    "MixturePrior", "StandardNormalPrior", "VampPrior", "build_model", "likelihood_class", "make_likelihood",
+    "make_prior", "register",
 ]

@@ -254,3 +254,36 @@ class DiscretizedLogistic:
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         return self._log_mass(x, self.loc, self.log_scale).sum(dim=-1)
+
+
+class MixtureOfDiagonalNormals:
+    """sum_k w_k N(mu_k, diag(exp(logvar_k))) over ``[..., L]``: the mixture priors (a learned mixture, and the
+    VampPrior's mixture of the encoder's posteriors). ``log_prob_per_dim`` gives each dimension's marginal,
+    itself a mixture, for the Monte Carlo KL per dimension."""
+
+    def __init__(self, log_weights: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor):
+        self.log_weights = torch.log_softmax(log_weights, dim=-1)  # [K]
+        self.mu, self.logvar = mu, logvar  # [K, L]
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return (self.log_weights.exp().unsqueeze(-1) * self.mu).sum(0)
+
+    def sample(self, sample_shape: _Shape = ()) -> torch.Tensor:
+        shape = torch.Size(sample_shape)
+        with torch.no_grad():
+            k = torch.multinomial(self.log_weights.exp(), max(1, shape.numel()), replacement=True)
+            eps = torch.randn(k.shape[0], self.mu.shape[-1], dtype=self.mu.dtype, device=self.mu.device)
+            z = self.mu[k] + torch.exp(0.5 * self.logvar[k]) * eps
+        return z.reshape(*shape, self.mu.shape[-1])
+
+    def _components(self, z: torch.Tensor) -> torch.Tensor:
+        """log N(z_j; mu_kj, sigma_kj) ``[..., K, L]``."""
+        z = z.unsqueeze(-2)
+        return -0.5 * ((z - self.mu).pow(2) * torch.exp(-self.logvar) + self.logvar + LOG_2PI)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.logsumexp(self.log_weights + self._components(z).sum(-1), dim=-1)
+
+    def log_prob_per_dim(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.logsumexp(self.log_weights.unsqueeze(-1) + self._components(z), dim=-2)

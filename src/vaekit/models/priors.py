@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import unknown_name
-from .distributions import StandardNormal
+from .distributions import MixtureOfDiagonalNormals, StandardNormal
 
 
 class StandardNormalPrior(nn.Module):
@@ -33,7 +33,52 @@ class StandardNormalPrior(nn.Module):
         return StandardNormal(self.latent_dim, device=self._anchor.device, dtype=self._anchor.dtype)
 
 
-PRIORS = {"standard": StandardNormalPrior}
+class MixturePrior(nn.Module):
+    """p(z) = sum_k w_k N(m_k, diag(exp(s_k))), weights, means and log-variances learned (``mog``)."""
+
+    default_components = 10
+
+    def __init__(self, latent_dim: int, components: int):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.logits = nn.Parameter(torch.zeros(components))
+        self.mu = nn.Parameter(torch.randn(components, latent_dim))
+        self.logvar = nn.Parameter(torch.zeros(components, latent_dim))
+
+    @classmethod
+    def from_config(cls, cfg, encoder=None) -> "MixturePrior":
+        return cls(cfg.latent_dim, cfg.prior_components or cls.default_components)
+
+    def forward(self) -> MixtureOfDiagonalNormals:
+        return MixtureOfDiagonalNormals(self.logits, self.mu, self.logvar)
+
+
+class VampPrior(nn.Module):
+    """The VampPrior (Tomczak & Welling, 2018): p(z) = (1/K) sum_k q(z | u_k), the encoder's posteriors of K
+    learned pseudo-inputs u_k in [0, 1] (``vamp``). It holds the encoder by reference, so its weights are
+    stored once (under ``encoder.``)."""
+
+    default_components = 500
+
+    def __init__(self, encoder: nn.Module, input_shape: tuple[int, ...], latent_dim: int, components: int):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self._encoder = [encoder]  # a list: not registered as a submodule a second time
+        # pseudo-inputs through a sigmoid, starting near mid-grey (Tomczak & Welling start them near the data mean)
+        self.pseudo_logits = nn.Parameter(0.1 * torch.randn(components, *input_shape))
+
+    @classmethod
+    def from_config(cls, cfg, encoder=None) -> "VampPrior":
+        if encoder is None:
+            raise ValueError("the VampPrior is built on the encoder; pass encoder=")
+        return cls(encoder, encoder.input_shape, cfg.latent_dim, cfg.prior_components or cls.default_components)
+
+    def forward(self) -> MixtureOfDiagonalNormals:
+        q = self._encoder[0](torch.sigmoid(self.pseudo_logits))
+        return MixtureOfDiagonalNormals(torch.zeros(q.mu.shape[0], device=q.mu.device), q.mu, q.logvar)
+
+
+PRIORS = {"standard": StandardNormalPrior, "mog": MixturePrior, "vamp": VampPrior}
 
 
 def make_prior(name: str, latent_dim: int, encoder: nn.Module | None = None) -> nn.Module:
@@ -42,4 +87,4 @@ def make_prior(name: str, latent_dim: int, encoder: nn.Module | None = None) -> 
 
     if name not in PRIORS:
         raise unknown_name("prior", name, PRIORS)
-    return PRIORS[name].from_config(SimpleNamespace(latent_dim=latent_dim), encoder=encoder)
+    return PRIORS[name].from_config(SimpleNamespace(latent_dim=latent_dim, prior_components=None), encoder=encoder)

@@ -89,6 +89,22 @@ def normal_quantiles(n: int, lo: float = 0.05, hi: float = 0.95) -> torch.Tensor
     return torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(lo, hi, n))
 
 
+def _grid_values(model, n: int, dims: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    """Values along each axis ``[n]``, ``[n]``, the other dimensions' point ``[L]``, and how they were chosen:
+    N(0, 1) quantiles for the standard prior; for any other, the 5%..95% quantiles of 20,000 of its samples
+    (drawn with a fixed seed) and its mean elsewhere."""
+    from ..models.distributions import StandardNormal
+
+    p = model.prior()
+    if isinstance(p, StandardNormal):
+        vals = normal_quantiles(n)
+        return vals, vals, torch.zeros(model.latent_dim), "N(0,1) quantiles 5%..95%"
+    z = _with_seed(0, lambda: p.sample((20000,))).float().cpu()
+    q = torch.quantile(z[:, list(dims)], torch.tensor([0.05, 0.95]), dim=0)  # [2, 2]
+    vi, vj = (torch.linspace(float(q[0, d]), float(q[1, d]), n) for d in (0, 1))
+    return vi, vj, p.mean.detach().float().cpu().reshape(-1), "the prior's samples, quantiles 5%..95%"
+
+
 @torch.no_grad()
 def manifold_images(model, n: int = 20, dims: tuple[int, int] = (0, 1)) -> tuple[torch.Tensor, torch.Tensor]:
     """Decoded means on an ``n x n`` grid of latent points at normal quantiles over ``dims``.
@@ -98,17 +114,18 @@ def manifold_images(model, n: int = 20, dims: tuple[int, int] = (0, 1)) -> tuple
     [n*n, D], values [n])``.
     """
     i, j = dims
-    vals = normal_quantiles(n)
-    z = torch.zeros(n, n, model.latent_dim)
-    z[:, :, i] = vals.view(1, n)
-    z[:, :, j] = vals.flip(0).view(n, 1)
+    vi, vj, rest, _ = _grid_values(model, n, dims)
+    z = rest.view(1, 1, -1).repeat(n, n, 1)
+    z[:, :, i] = vi.view(1, n)
+    z[:, :, j] = vj.flip(0).view(n, 1)
     anchor = next(model.parameters())
-    return model.decode(z.reshape(n * n, -1).to(anchor)).mean, vals
+    return model.decode(z.reshape(n * n, -1).to(anchor)).mean, vi
 
 
 def manifold_figure(model, n: int = 20, dims: tuple[int, int] = (0, 1), note: str = "") -> Figure:
     """The learned 2-D manifold: the decoder's images over a grid of latent values."""
-    images, vals = manifold_images(model, n, dims)
+    images, _ = manifold_images(model, n, dims)
+    vals_x, vals_y, _, how = _grid_values(model, n, dims)
     c, h, w = model.image_shape
     grid = image_grid(images, model.image_shape, nrow=n)
     fig = Figure(figsize=(8, 8.4))
@@ -117,13 +134,13 @@ def manifold_figure(model, n: int = 20, dims: tuple[int, int] = (0, 1), note: st
     centres_x = 1 + np.arange(n) * (w + 1) + w / 2 - 0.5
     centres_y = 1 + np.arange(n) * (h + 1) + h / 2 - 0.5
     step = max(1, n // 7)
-    ax.set_xticks(centres_x[::step], [f"{v:.2f}" for v in vals[::step].tolist()])
-    ax.set_yticks(centres_y[::step], [f"{v:.2f}" for v in vals.flip(0)[::step].tolist()])
+    ax.set_xticks(centres_x[::step], [f"{v:.2f}" for v in vals_x[::step].tolist()])
+    ax.set_yticks(centres_y[::step], [f"{v:.2f}" for v in vals_y.flip(0)[::step].tolist()])
     ax.set_xlabel(f"z[{dims[0]}]")
     ax.set_ylabel(f"z[{dims[1]}]")
-    title = f"decoded latent grid at N(0,1) quantiles 5%..95% (dims {dims[0]}, {dims[1]})"
+    title = f"decoded latent grid at {how} (dims {dims[0]}, {dims[1]})"
     if model.latent_dim > 2:
-        title += ", other dims 0"
+        title += ", other dims at the prior mean"
     ax.set_title(title + (f"\n{note}" if note else ""))
     return fig
 

@@ -1,0 +1,75 @@
+"""The priors (standard, mixture, VampPrior) with every objective (ELBO, beta, free bits, IWAE)."""
+
+import math
+
+import pytest
+import torch
+
+import vaekit
+from vaekit.config import RunConfig
+from vaekit.errors import VaekitError
+from vaekit.models.distributions import MixtureOfDiagonalNormals
+from vaekit.runs import load_split
+
+
+def cfg(prior, objective="elbo", **train):
+    return RunConfig.from_dict({"data": {"name": "digits"},
+                                "model": {"prior": prior, "prior_components": 7, "hidden": [32], "latent_dim": 3},
+                                "train": {"epochs": 1, "batch_size": 128, "objective": objective, **train}})
+
+
+@pytest.mark.parametrize("prior", ["standard", "mog", "vamp"])
+@pytest.mark.parametrize("objective,train", [("elbo", {}), ("elbo", {"beta": 0.5, "warmup_epochs": 2}),
+                                             ("iwae", {"n_samples": 4})])
+def test_every_prior_with_every_objective_trains_and_evaluates(tmp_path, prior, objective, train):
+    c = cfg(prior, objective, **train)
+    res = vaekit.train(c, tmp_path / "r", progress=False, log=lambda m: None)
+    row = res.history[-1]
+    assert math.isfinite(row["train_elbo"]) and math.isfinite(row["valid_elbo"])
+    if objective == "iwae":  # the bound it trains, and the plain ELBO beside it, which it never exceeds on average
+        assert row["train_iwae_bound"] >= row["train_elbo"] - 1e-3
+    out = vaekit.evaluate(vaekit.load(tmp_path / "r"), load_split(c, "valid").x[:30], iw_samples=10)
+    assert math.isfinite(out["nll"])
+    assert res.model.sample(5).shape == (5, 1, 8, 8)
+
+
+def test_free_bits_train_with_the_standard_prior_and_are_refused_with_mixtures(tmp_path):
+    res = vaekit.train(cfg("standard", free_bits=0.2), tmp_path / "r", progress=False, log=lambda m: None)
+    assert math.isfinite(res.history[-1]["valid_elbo"])
+    for prior in ("mog", "vamp"):
+        with pytest.raises(VaekitError, match="factorises per dimension"):
+            cfg(prior, free_bits=0.2)
+
+
+@pytest.mark.parametrize("bad,match", [({"free_bits": -1}, "free_bits"), ({"beta": -0.5}, "beta"),
+                                       ({"n_samples": 0}, "n_samples"),
+                                       ({"objective": "iwae", "beta": 2.0}, "no KL term"),
+                                       ({"objective": "iwea"}, "did you mean 'iwae'")])
+def test_bad_objective_settings_are_one_clear_line(bad, match):
+    with pytest.raises(VaekitError, match=match):
+        cfg("standard", **bad)
+    with pytest.raises(VaekitError, match="prior_components"):
+        RunConfig.from_dict({"model": {"prior": "mog", "prior_components": 0}})
+
+
+def test_the_vampprior_holds_the_encoder_once_and_mixes_its_posteriors():
+    model = vaekit.build_model(cfg("vamp").model, (1, 8, 8))
+    keys = list(model.state_dict())
+    assert not [k for k in keys if k.startswith("prior.") and "encoder" in k]  # the encoder's weights once
+    assert model.prior.pseudo_logits.shape == (7, 1, 8, 8)
+    p = model.prior()
+    q = model.encode(torch.sigmoid(model.prior.pseudo_logits))
+    torch.testing.assert_close(p.mu, q.mu)  # the mixture is of the encoder's posteriors of the pseudo-inputs
+    loss = -p.log_prob(torch.randn(4, 3)).sum()
+    loss.backward()
+    assert model.encoder.net[0].weight.grad is not None and model.prior.pseudo_logits.grad is not None
+
+
+def test_the_mixture_density_and_its_marginals():
+    torch.manual_seed(0)
+    m = MixtureOfDiagonalNormals(torch.randn(4), torch.randn(4, 1), torch.randn(4, 1))
+    x = torch.linspace(-15, 15, 30001).view(-1, 1)
+    assert torch.trapezoid(m.log_prob(x).exp(), x.view(-1)).item() == pytest.approx(1.0, abs=1e-4)
+    torch.testing.assert_close(m.log_prob_per_dim(x).view(-1), m.log_prob(x))  # one dimension: the same
+    z = m.sample((20000,))
+    assert z.shape == (20000, 1) and z.mean().item() == pytest.approx(m.mean.item(), abs=0.05)
