@@ -73,3 +73,16 @@ def test_the_mixture_density_and_its_marginals():
     torch.testing.assert_close(m.log_prob_per_dim(x).view(-1), m.log_prob(x))  # one dimension: the same
     z = m.sample((20000,))
     assert z.shape == (20000, 1) and z.mean().item() == pytest.approx(m.mean.item(), abs=0.05)
+
+
+def test_the_mixture_density_by_matrix_products_matches_the_direct_sum():
+    torch.manual_seed(1)
+    k, d = 50, 7
+    m = MixtureOfDiagonalNormals(torch.randn(k), 2 * torch.randn(k, d), torch.randn(k, d) - 1)
+    z = 2 * torch.randn(3, 5, d)
+    direct = torch.logsumexp(m.log_weights + m._components(z).sum(-1), dim=-1)
+    assert m.log_prob(z).shape == (3, 5)
+    torch.testing.assert_close(m.log_prob(z), direct, atol=1e-3, rtol=0)
+    m64 = MixtureOfDiagonalNormals(torch.randn(k).double(), torch.randn(k, d).double(), torch.randn(k, d).double())
+    z64 = torch.randn(4, d).double()
+    torch.testing.assert_close(m64.log_prob(z64), torch.logsumexp(m64.log_weights + m64._components(z64).sum(-1), -1))
