@@ -11,7 +11,6 @@ of the ELBO. Writes results/sigma_min.{json,md}.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import tempfile
 import time

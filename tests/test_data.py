@@ -46,3 +46,20 @@ def test_real_mnist_test_split():
     folder = shared_data("mnist")
     ds = load_dataset("mnist", "test", folder)
     assert ds.x.shape == (10000, 1, 28, 28) and ds.labels[:5].tolist() == [7, 2, 1, 0, 4] and ds.levels == 256
+
+
+def test_the_shapes_data_set_is_drawn_from_its_factors():
+    from vaekit.data.shapes import BACKGROUND, COLOURS, SHAPE_NAMES, render_shapes, shapes_factors
+
+    f = shapes_factors(40)
+    assert f.shape == (40, 6) and np.array_equal(f, shapes_factors(40))  # fixed seed: the same factors every time
+    assert set(np.unique(f[:, 0])) <= set(range(len(SHAPE_NAMES))) and (f[:, 2] >= 0.18).all()
+    img = render_shapes(f)
+    assert img.shape == (40, 3, 32, 32) and img.dtype == np.uint8
+    for i in range(40):  # the centre pixel has the shape's colour, a corner the background's
+        cx, cy = int(f[i, 4] * 32), int(f[i, 5] * 32)
+        assert np.abs(img[i, :, cy, cx] / 255 - COLOURS[int(f[i, 1])]).max() < 0.02
+        assert np.abs(img[i, :, 0, 0] / 255 - BACKGROUND).max() < 0.01 or f[i, 5] < 0.3 or f[i, 4] < 0.3
+    ds = load_dataset("shapes", "valid")
+    assert ds.x.shape == (2000, 3, 32, 32) and ds.levels == 256 and ds.labels.max() == 3
+    assert torch.equal(ds.labels, torch.from_numpy(shapes_factors()[16000:18000, 0].astype(np.int64)))

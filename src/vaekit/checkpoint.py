@@ -185,7 +185,7 @@ def load(run_dir: str | Path, checkpoint: str = "best", device: str | torch.devi
     tensors, _ = _load_tensors(run_dir / files[checkpoint])
     if checkpoint == "last":
         tensors = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    model = build_model(config.model, config.data.image_shape, config.pixel_levels)
+    model = build_model(config.model, config.data.image_shape, config.pixel_levels, config.data.classes)
     _load_state_strict(model, tensors, run_dir / files[checkpoint])
     model.config = config
     return model.to(device).eval()

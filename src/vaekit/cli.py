@@ -103,10 +103,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    s = sub.add_parser("sample", help="draw new images from the prior: z ~ N(0, I), decode",
+    s = sub.add_parser("sample", help="draw new images from the prior: z ~ p(z), decode",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     s.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by 'vaekit train'")
     s.add_argument("-n", type=int, default=64, help="number of images")
+    s.add_argument("--label", type=int, metavar="K", default=None,
+                   help="a conditional model (--variant cvae): draw class K (default: a row of each class)")
     s.add_argument("--seed", type=int, default=0, help="random seed")
     s.add_argument("--out", metavar="FILE.png", default=None, help="output image (default: RUN_DIR/samples.png)")
 
@@ -232,7 +234,8 @@ def cmd_evaluate(a) -> int:
     t0 = time.perf_counter()
     res = evaluate(model, ds.x, iw_samples=a.iw_samples, batch_size=a.batch_size, seed=a.seed,
                    progress=not a.no_progress and not a.json, context=ctx,
-                   dequantized_levels=cfg.pixel_levels if cfg.data.dequantize == "uniform" else None)
+                   dequantized_levels=cfg.pixel_levels if cfg.data.dequantize == "uniform" else None,
+                   y=ds.labels if getattr(model, "conditional", False) else None)
     if not ctx.is_main:
         return 0
     res["processes"] = ctx.world_size
@@ -243,9 +246,11 @@ def cmd_evaluate(a) -> int:
     else:
         print(f"{cfg.describe_data()}, split '{a.split}', {res['n_images']} images, checkpoint '{a.checkpoint}'")
         print(f"  ELBO            {res['elbo']:10.3f} nats  (reconstruction {res['reconstruction']:.3f}, "
-              f"KL {res['kl']:.3f})")
+              f"KL {res['kl']:.3f}, {res['kl_form']})")
         print(f"  NLL (K={a.iw_samples:<5d})   {res['nll']:10.3f} nats  (+/- {res['nll_stderr']:.3f} s.e.), "
               f"{res['bits_per_dim']:.4f} bits/dim")
+        if res["conditional"]:
+            print("  (a conditional model: the ELBO and NLL are of log p(x | y), given each image's label)")
     return 0
 
 
@@ -264,7 +269,12 @@ def cmd_sample(a) -> int:
 
     _positive(a.n, "-n")
     model = load(a.run_dir)
-    path = save_samples(model, _out_path(a.out, a.run_dir, "samples.png"), n=a.n, seed=a.seed)
+    if a.label is not None and not getattr(model, "conditional", False):
+        raise VaekitError("--label needs a conditional model (trained with --variant cvae); this run's model "
+                          "ignores labels: drop --label")
+    if a.label is not None and not 0 <= a.label < model.classes:
+        raise VaekitError(f"--label {a.label}: this model's labels are 0..{model.classes - 1}")
+    path = save_samples(model, _out_path(a.out, a.run_dir, "samples.png"), n=a.n, seed=a.seed, label=a.label)
     print(f"wrote {path}")
     return 0
 
@@ -278,7 +288,7 @@ def cmd_reconstruct(a) -> int:
     cfg = _run_config_for_data(a.run_dir, None, _abs_dir(a.data_dir))
     model = load(a.run_dir)
     ds = load_split(cfg, a.split, model.image_shape)
-    path = save_reconstructions(model, ds.x, _out_path(a.out, a.run_dir, "reconstructions.png"), n=a.n)
+    path = save_reconstructions(model, ds.x, _out_path(a.out, a.run_dir, "reconstructions.png"), n=a.n, y=ds.labels)
     print(f"wrote {path}")
     return 0
 

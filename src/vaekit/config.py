@@ -127,6 +127,7 @@ class DataConfig:
                                                  "continuous-bernoulli), none otherwise")
     image_shape: tuple[int, int, int] | None = None  # (C, H, W); resolved from the data set and saved
     levels: int | None = None  # distinct pixel values of the stored data (2: binary); resolved and saved
+    classes: int | None = None  # label classes of the data set (None: no labels); resolved and saved
 
     def __post_init__(self):
         from .data import DATASETS  # the registry of names
@@ -148,6 +149,8 @@ class DataConfig:
             _check_choice("dequantize", self.dequantize, DEQUANTIZE_CHOICES)
         _check(self.levels is None or (_is_int(self.levels) and self.levels >= 2),
                f"data.levels must be a whole number >= 2, got {self.levels!r}")
+        _check(self.classes is None or (_is_int(self.classes) and self.classes >= 1),
+               f"data.classes must be a whole number >= 1, got {self.classes!r}")
         if DATASETS[self.name].binary and self.binarize in ("dynamic", "static"):
             raise VaekitError(
                 f"data set '{self.name}' is already binary ({DATASETS[self.name].variant}); "
@@ -159,11 +162,20 @@ class DataConfig:
 class ModelConfig:
     """The VAE: architecture, latent size, hidden layer widths, likelihood and prior."""
 
-    arch: str = option("mlp", "networks: mlp (ReLU layers) or gated-mlp (gated linear units, Tomczak & Welling "
-                              "2018)", choices=_registry("ARCHITECTURES"))
+    variant: str = option("vae", "the member of the VAE family: vae, or cvae (the conditional VAE of Sohn et al. "
+                                 "2015: encoder and decoder see the label; needs a data set with labels)",
+                          choices=_registry("VARIANTS"))
+    arch: str = option("mlp", "networks: mlp (ReLU layers), gated-mlp (gated linear units, Tomczak & Welling "
+                              "2018) or conv (strided convolutions, any image size)", choices=_registry("ARCHITECTURES"))
     latent_dim: int = option(2, "latent dimensions")
-    hidden: tuple[int, ...] = option((400,), "hidden layer widths of the MLP encoder; the decoder mirrors them",
-                                     nargs="+")
+    hidden: tuple[int, ...] = option((400,), "hidden layer widths of the MLP encoder (of the conv networks: the dense "
+                                             "layers between the last level and z; give 0 for none); the decoder "
+                                             "mirrors them", nargs="+")
+    conv_channels: tuple[int, ...] = option((32, 64), "conv networks: channels of each level, each level halving "
+                                                      "the height and width (one number with --conv-levels: doubled "
+                                                      "at each level)", nargs="+", metavar="C")
+    conv_levels: int | None = option(None, "conv networks: number of levels", metavar="N",
+                                     default_text="one per --conv-channels", kind=int)
     likelihood: str = option("bernoulli", "p(x|z): bernoulli (binary pixels, logits); gaussian (fixed sigma, the "
                                           "tutorial's L2 loss); gaussian-learned (mean and variance per pixel); "
                                           "continuous-bernoulli (grey levels in [0, 1]); logistic (discretised, over "
@@ -177,13 +189,17 @@ class ModelConfig:
                                           metavar="K", default_text="10 for mog, 500 for vamp", kind=int)
 
     def __post_init__(self):
-        from .models import ARCHITECTURES, LIKELIHOODS, PRIORS
+        from .models import ARCHITECTURES, LIKELIHOODS, PRIORS, VARIANTS
 
-        if isinstance(self.hidden, list):
-            object.__setattr__(self, "hidden", tuple(self.hidden))
-        if _is_int(self.hidden):
-            object.__setattr__(self, "hidden", (self.hidden,))
-        for key, reg in (("arch", ARCHITECTURES), ("likelihood", LIKELIHOODS), ("prior", PRIORS)):
+        for key in ("hidden", "conv_channels"):
+            if isinstance(getattr(self, key), list):
+                object.__setattr__(self, key, tuple(getattr(self, key)))
+            if _is_int(getattr(self, key)):
+                object.__setattr__(self, key, (getattr(self, key),))
+        if self.hidden == (0,):  # "--hidden 0": no hidden layers
+            object.__setattr__(self, "hidden", ())
+        for key, reg in (("variant", VARIANTS), ("arch", ARCHITECTURES), ("likelihood", LIKELIHOODS),
+                         ("prior", PRIORS)):
             val = getattr(self, key)
             if val not in reg:
                 raise unknown_name(f"model.{key}", val, reg)
@@ -191,12 +207,27 @@ class ModelConfig:
                f"latent_dim must be a whole number >= 1, got {self.latent_dim!r}")
         _check(isinstance(self.hidden, tuple) and all(_is_int(h) and h >= 1 for h in self.hidden),
                f"hidden must be a list of layer widths >= 1, got {self.hidden!r}")
+        _check(isinstance(self.conv_channels, tuple) and len(self.conv_channels) >= 1
+               and all(_is_int(c) and c >= 1 for c in self.conv_channels),
+               f"conv_channels must be a list of channel counts >= 1, got {self.conv_channels!r}")
+        _check(self.conv_levels is None or (_is_int(self.conv_levels) and self.conv_levels >= 1),
+               f"conv_levels must be a whole number >= 1, got {self.conv_levels!r}")
+        _check(self.conv_levels is None or len(self.conv_channels) in (1, self.conv_levels),
+               f"--conv-levels {self.conv_levels} needs one channel count per level or a single one (doubled at "
+               f"each level), got --conv-channels {' '.join(map(str, self.conv_channels))}")
         _check(_is_num(self.sigma) and self.sigma > 0,
                f"sigma (the Gaussian likelihood's standard deviation) must be > 0, got {self.sigma!r}")
         _check(self.prior_components is None or (_is_int(self.prior_components) and self.prior_components >= 1),
                f"prior_components must be a whole number >= 1, got {self.prior_components!r}")
         _check(_is_num(self.sigma_min) and self.sigma_min > 0,
                f"sigma_min (the learned Gaussian's floor) must be > 0, got {self.sigma_min!r}")
+
+    @property
+    def channels_per_level(self) -> tuple[int, ...]:
+        """The conv networks' channels at each level, ``conv_levels`` resolved."""
+        if self.conv_levels is None or len(self.conv_channels) == self.conv_levels:
+            return self.conv_channels
+        return tuple(self.conv_channels[0] * 2 ** i for i in range(self.conv_levels))
 
 
 @dataclass(frozen=True)
@@ -299,6 +330,12 @@ class RunConfig:
             object.__setattr__(self, "data", dataclasses.replace(self.data, image_shape=spec.image_shape))
         if self.data.levels is None:
             object.__setattr__(self, "data", dataclasses.replace(self.data, levels=spec.levels))
+        if self.data.classes is None and spec.classes:
+            object.__setattr__(self, "data", dataclasses.replace(self.data, classes=spec.classes))
+        if self.model.variant == "cvae" and not self.data.classes:
+            raise VaekitError(f"the cvae variant is conditioned on labels but data set '{self.data.name}' has none; "
+                              f"choose one with labels ({', '.join(n for n, d in DATASETS.items() if d.classes)}) "
+                              "or --variant vae")
         check_data(self.model.likelihood, spec.binary, self.data.binarize, self.data.name, self.data.dequantize)
         if self.train.free_bits > 0 and self.model.prior != "standard":
             raise VaekitError(f"free bits clamp the KL of each latent dimension, which needs a prior that factorises "
@@ -355,6 +392,8 @@ class RunConfig:
             d["data"]["image_shape"] = None
         if "data" in sections and "levels" not in sections["data"]:
             d["data"]["levels"] = None
+        if "data" in sections and "classes" not in sections["data"]:
+            d["data"]["classes"] = None
         if ("data" in sections or "likelihood" in sections.get("model", {})) and "dequantize" not in \
                 sections.get("data", {}):
             d["data"]["dequantize"] = None
@@ -369,7 +408,7 @@ class RunConfig:
         deq = ", dequantised" if self.data.dequantize == "uniform" else ""
         if DATASETS[self.data.name].binary:
             return f"{self.data.name} (static binarization{deq})"
-        return {"none": f"{self.data.name} (grayscale{deq})",
+        return {"none": f"{self.data.name} ({DATASETS[self.data.name].variant}{deq})",
                 "dynamic": f"{self.data.name} (dynamic binarization{deq})",
                 "static": f"{self.data.name} (static binarization, fixed seed{deq})"}[self.data.binarize]
 
@@ -382,7 +421,7 @@ class RunConfig:
         if spec.binary:
             return f"{self.data.name} ({spec.variant}{deq})"
         return {
-            "none": f"{self.data.name} (grayscale in [0, 1], not binarized{deq})",
+            "none": f"{self.data.name} ({spec.variant} in [0, 1], not binarized{deq})",
             "dynamic": f"{self.data.name} (dynamically binarized: a new Bernoulli sample each epoch; "
                        f"valid/test use one fixed sample{deq})",
             "static": f"{self.data.name} (statically binarized once with a fixed seed{deq})",

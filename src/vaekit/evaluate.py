@@ -48,15 +48,17 @@ def elbo_sums(model, x: torch.Tensor, batch_size: int = 1000, n_samples: int = 1
     return totals
 
 
-def elbo_terms(model, x: torch.Tensor, batch_size: int = 1000, n_samples: int = 1) -> dict[str, float]:
-    """Mean ELBO, reconstruction term and KL over the images ``x [N, D]``."""
-    elbo, rec, kl = (elbo_sums(model, x, batch_size, n_samples) / x.shape[0]).tolist()
+def elbo_terms(model, x: torch.Tensor, batch_size: int = 1000, n_samples: int = 1,
+               y: torch.Tensor | None = None) -> dict[str, float]:
+    """Mean ELBO, reconstruction term and KL over the images ``x [N, D]`` (labels ``y``: a conditional model's)."""
+    elbo, rec, kl = (elbo_sums(model, x, batch_size, n_samples, y) / x.shape[0]).tolist()
     return {"elbo": elbo, "reconstruction": rec, "kl": kl}
 
 
 @torch.inference_mode()
-def _nll_per_image(model, x: torch.Tensor, iw_samples: int, batch_size: int, bar) -> tuple[torch.Tensor, float, float]:
-    """-log p(x) estimates ``[N]`` (float64, CPU) and the summed reconstruction term and KL."""
+def _nll_per_image(model, x: torch.Tensor, iw_samples: int, batch_size: int, bar,
+                   y: torch.Tensor | None = None) -> tuple[torch.Tensor, float, float]:
+    """-log p(x) (or -log p(x|y)) estimates ``[N]`` (float64, CPU) and the summed reconstruction term and KL."""
     n, d = x.shape[0], x[0].numel()
     dev = _device(model)
     chunk = max(1, min(iw_samples, MAX_ELEMENTS // (batch_size * d)))
@@ -64,12 +66,14 @@ def _nll_per_image(model, x: torch.Tensor, iw_samples: int, batch_size: int, bar
     rec_sum = kl_sum = 0.0
     for i in range(0, n, batch_size):
         xb = x[i : i + batch_size].to(dev)
-        q = model.encode(xb)
-        kl_sum += float(model.kl(q).sum())
+        yb = y[i : i + batch_size].to(dev) if y is not None else None
+        q = model.encode(xb, yb)
+        prior = model.prior_given(yb)  # once per batch: the VampPrior runs the encoder on its pseudo-inputs
+        kl_sum += float(model.kl(q, y=yb).sum())
         acc = StreamingLogMeanExp()
         rec_b = torch.zeros(xb.shape[0], dtype=torch.float64)
         for k in range(0, iw_samples, chunk):
-            log_w, log_px_z = model.log_weights(xb, min(chunk, iw_samples - k), q=q)
+            log_w, log_px_z = model.log_weights(xb, min(chunk, iw_samples - k), q=q, y=yb, prior=prior)
             acc.update(log_w.double() if dev.type != "mps" else log_w)
             rec_b += (log_px_z if dev.type == "mps" else log_px_z.double()).sum(0).cpu().double()
         nll[i : i + xb.shape[0]] = -acc.result().cpu().double()
@@ -81,10 +85,14 @@ def _nll_per_image(model, x: torch.Tensor, iw_samples: int, batch_size: int, bar
 @torch.inference_mode()
 def evaluate(model, x: torch.Tensor, iw_samples: int = 1000, batch_size: int = 100,
              seed: int = 0, progress: bool = False, context=None,
-             dequantized_levels: int | None = None) -> dict[str, Any]:
+             dequantized_levels: int | None = None, y: torch.Tensor | None = None) -> dict[str, Any]:
     """ELBO terms and the importance-weighted NLL estimate over images ``x [N, D]``.
 
-    Returns a dict with ``elbo``, ``reconstruction``, ``kl`` (nats per image),
+    ``y``: the labels, which a conditional model (the CVAE) needs; its figures are then of
+    log p(x | y), and ``conditional`` in the result says so.
+
+    Returns a dict with ``elbo``, ``reconstruction``, ``kl`` (nats per image; ``kl_form`` says whether
+    in closed form or a one-sample Monte Carlo estimate per image, as for the mixture priors),
     ``nll`` and ``nll_stderr`` (standard error over images), ``bits_per_dim``,
     ``iw_samples`` and ``n_images``. The images go to the model's device batch by batch.
 
@@ -104,12 +112,19 @@ def evaluate(model, x: torch.Tensor, iw_samples: int = 1000, batch_size: int = 1
     n, d = x.shape[0], x[0].numel() if x.shape[0] else 0
     if n == 0:
         raise VaekitError("nothing to evaluate: the data holds no images")
+    conditional = getattr(model, "conditional", False)
+    if conditional and y is None:
+        raise VaekitError("this model is conditioned on labels (a cvae): pass the images' labels, y=")
+    if conditional and len(y) != n:
+        raise VaekitError(f"{len(y)} labels for {n} images: give one label per image")
+    y = y if conditional else None
     distributed = context is not None and context.distributed
     rank = context.rank if distributed else 0
     if distributed:
         from .distributed import shard
 
-        x = x[shard(n, context.world_size, rank)]
+        part = shard(n, context.world_size, rank)
+        x, y = x[part], (y[part] if y is not None else None)
     was_training = model.training
     model.eval()
     gen_state = torch.random.get_rng_state()
@@ -117,7 +132,7 @@ def evaluate(model, x: torch.Tensor, iw_samples: int = 1000, batch_size: int = 1
     bar = tqdm(total=x.shape[0], desc=f"evaluate (K={iw_samples})", unit="img",
                disable=None if progress and rank == 0 else True, leave=False)
     try:
-        nll, rec_sum, kl_sum = _nll_per_image(model, x, iw_samples, batch_size, bar)
+        nll, rec_sum, kl_sum = _nll_per_image(model, x, iw_samples, batch_size, bar, y)
     finally:
         bar.close()
         torch.random.set_rng_state(gen_state)
@@ -132,6 +147,8 @@ def evaluate(model, x: torch.Tensor, iw_samples: int = 1000, batch_size: int = 1
         "elbo": rec - kl,
         "reconstruction": rec,
         "kl": kl,
+        "kl_form": getattr(model, "kl_form", "closed form"),
+        "conditional": conditional,  # True: every figure is of log p(x | y), given the labels
         "nll": mean_nll,
         "nll_stderr": float(nll.std() / math.sqrt(n)) if n > 1 else float("nan"),
         "bits_per_dim": bits_per_dim(mean_nll + (d * math.log(dequantized_levels) if dequantized_levels else 0.0), d),
@@ -142,7 +159,7 @@ def evaluate(model, x: torch.Tensor, iw_samples: int = 1000, batch_size: int = 1
 
 
 @torch.inference_mode()
-def kl_per_dimension(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def kl_per_dimension(model, x: torch.Tensor, batch_size: int = 1000, y: torch.Tensor | None = None) -> torch.Tensor:
     """Mean KL(q(z_i|x) || p(z_i)) over the images, one value per latent dimension ``[L]``, in nats.
 
     Dimensions with a KL near zero carry no information about x ("inactive units").
@@ -151,16 +168,18 @@ def kl_per_dimension(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Te
     """
     total = torch.zeros(model.latent_dim, dtype=torch.float64)
     for i in range(0, x.shape[0], batch_size):
-        q = model.encode(x[i : i + batch_size])
-        total += model.kl_per_dim(q).double().sum(0).cpu()
+        yb = y[i : i + batch_size] if y is not None else None
+        q = model.encode(x[i : i + batch_size], yb)
+        total += model.kl_per_dim(q, y=yb).double().sum(0).cpu()
     return (total / x.shape[0]).float()
 
 
 @torch.inference_mode()
-def unit_activity(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def unit_activity(model, x: torch.Tensor, batch_size: int = 1000, y: torch.Tensor | None = None) -> torch.Tensor:
     """Activity of each latent dimension, Var_x(E_q[z_i|x]) ``[L]`` (Burda et al., 2016).
 
     A dimension is usually called active when this exceeds 0.01.
     """
-    means = torch.cat([model.latent_code(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+    means = torch.cat([model.latent_code(x[i : i + batch_size], y[i : i + batch_size] if y is not None else None)
+                       for i in range(0, x.shape[0], batch_size)])
     return means.var(dim=0, unbiased=False)

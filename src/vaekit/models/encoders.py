@@ -29,14 +29,16 @@ class MLPEncoder(nn.Module):
     the log-variance head is the tutorial's "sigma^2 in log space".
     """
 
-    def __init__(self, in_dim: int, hidden: Sequence[int], latent_dim: int):
+    def __init__(self, in_dim: int, hidden: Sequence[int], latent_dim: int, cond_dim: int = 0):
         super().__init__()
-        self.net = mlp([in_dim, *hidden, 2 * latent_dim])
+        self.net = mlp([in_dim + cond_dim, *hidden, 2 * latent_dim])
         self.latent_dim = latent_dim
 
-    def forward(self, x: torch.Tensor) -> DiagonalNormal:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> DiagonalNormal:
         if x.dim() > 2:  # images [B, C, H, W] -> rows of pixels (a view)
             x = x.reshape(x.shape[0], -1)
+        if cond is not None:  # a conditional model's labels, one-hot rows [B, classes]
+            x = torch.cat([x, cond.to(x.dtype)], dim=-1)
         mu, logvar = self.net(x).float().chunk(2, dim=-1)  # float32 even under bf16 autocast
         # keep sigma^2 in [e^-30, e^20]: exp() can neither underflow to 0 (log q = inf) nor overflow
         return DiagonalNormal(mu, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX))
@@ -65,6 +67,6 @@ def gated_mlp(sizes: Sequence[int]) -> nn.Sequential:
 class GatedMLPEncoder(MLPEncoder):
     """:class:`MLPEncoder` with gated hidden layers."""
 
-    def __init__(self, in_dim: int, hidden: Sequence[int], latent_dim: int):
-        super().__init__(in_dim, hidden, latent_dim)
-        self.net = gated_mlp([in_dim, *hidden, 2 * latent_dim])
+    def __init__(self, in_dim: int, hidden: Sequence[int], latent_dim: int, cond_dim: int = 0):
+        super().__init__(in_dim, hidden, latent_dim, cond_dim)
+        self.net = gated_mlp([in_dim + cond_dim, *hidden, 2 * latent_dim])

@@ -19,6 +19,8 @@ from .distributions import MixtureOfDiagonalNormals, StandardNormal
 class StandardNormalPrior(nn.Module):
     """p(z) = N(0, I), the prior of Kingma & Welling (2014)."""
 
+    closed_form_kl = True  # KL(q || p) against the encoder's Gaussian in closed form
+
     def __init__(self, latent_dim: int):
         super().__init__()
         self.latent_dim = latent_dim
@@ -74,7 +76,12 @@ class VampPrior(nn.Module):
         return cls(encoder, encoder.input_shape, cfg.latent_dim, cfg.prior_components or cls.default_components)
 
     def forward(self) -> MixtureOfDiagonalNormals:
-        q = self._encoder[0](torch.sigmoid(self.pseudo_logits))
+        encoder = self._encoder[0]
+        u = torch.sigmoid(self.pseudo_logits)
+        if getattr(encoder, "conditional", False):  # a conditional VAE's encoder: pseudo-input k has label k mod C
+            q = encoder(u, y=torch.arange(u.shape[0], device=u.device) % encoder.classes)
+        else:
+            q = encoder(u)
         return MixtureOfDiagonalNormals(torch.zeros(q.mu.shape[0], device=q.mu.device), q.mu, q.logvar)
 
 

@@ -49,6 +49,16 @@ class VAE(nn.Module):
         self.prior = prior
         self.image_shape = tuple(image_shape) if image_shape else None
 
+    @classmethod
+    def condition_dims(cls, classes: int | None) -> int:
+        """Extra inputs the networks need for a label: none, the plain VAE ignores labels."""
+        return 0
+
+    @classmethod
+    def from_parts(cls, encoder: nn.Module, decoder: nn.Module, prior_cls, cfg, image_shape, classes) -> "VAE":
+        """The model from its networks, the prior built on the encoder (``build_model`` calls this)."""
+        return cls(encoder, decoder, prior_cls.from_config(cfg, encoder=encoder), image_shape)
+
     @property
     def latent_dim(self) -> int:
         return self.prior.latent_dim
@@ -78,6 +88,11 @@ class VAE(nn.Module):
     def prior_given(self, y: torch.Tensor | None = None):
         """p(z) (or p(z|y) for a conditional prior)."""
         return self.prior(**self._given(self.prior, y))
+
+    @property
+    def kl_form(self) -> str:
+        """How :meth:`kl` is computed: ``"closed form"`` for a Gaussian prior, else ``"Monte Carlo"``."""
+        return "closed form" if getattr(self.prior, "closed_form_kl", False) else "Monte Carlo"
 
     def kl(self, q: DiagonalNormal, z: torch.Tensor | None = None, y: torch.Tensor | None = None) -> torch.Tensor:
         """KL(q || p): analytic when both are Gaussian, else a Monte Carlo estimate from ``z``."""
@@ -131,17 +146,20 @@ class VAE(nn.Module):
         return ELBOTerms(rec - kl, rec, kl)
 
     def log_weights(self, x: torch.Tensor, n_samples: int, q: DiagonalNormal | None = None,
-                    y: torch.Tensor | None = None):
+                    y: torch.Tensor | None = None, prior=None):
         """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for z_k ~ q(z|x).
 
-        Returns ``(log_w, log_px_z)``, both ``[K, B]``. ``q``: the posterior from :meth:`encode`,
-        when the caller draws several chunks of samples for the same images.
+        Returns ``(log_w, log_px_z)``, both ``[K, B]``. ``q`` (the posterior from :meth:`encode`) and
+        ``prior`` (from :meth:`prior_given`): when the caller draws several chunks of samples for the
+        same images, so that neither is computed again per chunk.
         """
         if q is None:
             q = self.encode(x, y)
+        if prior is None:
+            prior = self.prior_given(y)
         z = q.rsample((n_samples,))  # [K, B, L]
         log_px_z = self.decode(z, y).log_prob(self.pixels(x))  # [K, B]
-        log_w = log_px_z + self.prior_given(y).log_prob(z) - q.log_prob(z)
+        log_w = log_px_z + prior.log_prob(z) - q.log_prob(z)
         return log_w, log_px_z
 
     def images(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -27,8 +27,8 @@ import torch
 from ..errors import VaekitError, unknown_name
 from .animation import frame_paths, render_frame, save_frame, snapshot_grid, write_gif
 from .curves import curves_figure
-from .grids import (image_grid, interpolation_figure, manifold_figure, manifold_images, normal_quantiles,
-                    reconstructions_figure, samples_figure, save_figure)
+from .grids import (image_grid, interpolation_figure, manifold_figure, manifold_images, manifold_per_label_figure,
+                    normal_quantiles, reconstructions_figure, samples_figure, save_figure)
 from .latent import PROJECTIONS, kl_figure, project_2d, scatter_figure
 from .report import FIGURES, build_report, write_report
 
@@ -41,12 +41,12 @@ KINDS = tuple(FILES)
 SCATTER_MAX = 5000  # images in the scatter plot
 
 
-def save_samples(model, path: str | Path, n: int = 64, seed: int = 0) -> Path:
-    return save_figure(samples_figure(model, n, seed), path)
+def save_samples(model, path: str | Path, n: int = 64, seed: int = 0, label: int | None = None) -> Path:
+    return save_figure(samples_figure(model, n, seed, label), path)
 
 
-def save_reconstructions(model, x: torch.Tensor, path: str | Path, n: int = 32) -> Path:
-    return save_figure(reconstructions_figure(model, x, n), path)
+def save_reconstructions(model, x: torch.Tensor, path: str | Path, n: int = 32, y: torch.Tensor | None = None) -> Path:
+    return save_figure(reconstructions_figure(model, x, n, y if getattr(model, "conditional", False) else None), path)
 
 
 def top_kl_dims(kl_per_dim: torch.Tensor) -> tuple[int, int]:
@@ -93,8 +93,9 @@ def write_figures(run_dir: str | Path, model=None, data=None, kinds: Iterable[st
     history = read_metrics(run_dir)
     written: dict[str, Path] = {}
     kl_dims = activity = None
+    y = data.labels if data is not None and getattr(model, "conditional", False) else None
     if data is not None and any(k in kinds for k in ("manifold", "kl", "report")):
-        kl_dims, activity = kl_per_dimension(model, data.x), unit_activity(model, data.x)
+        kl_dims, activity = kl_per_dimension(model, data.x, y=y), unit_activity(model, data.x, y=y)
     note = config.short_data()
     for kind in kinds:
         path = out / FILES[kind]
@@ -105,18 +106,22 @@ def write_figures(run_dir: str | Path, model=None, data=None, kinds: Iterable[st
                     log("manifold: skipped, the latent has one dimension")
                 continue
             why = "" if model.latent_dim == 2 or dims else "the two dims with the largest KL"
-            save_figure(manifold_figure(model, 20, pair, note=why), path)
+            if getattr(model, "conditional", False):
+                names = DATASETS[data.name].class_names if data is not None else None
+                save_figure(manifold_per_label_figure(model, 10, pair, note=why, class_names=names), path)
+            else:
+                save_figure(manifold_figure(model, 20, pair, note=why), path)
         elif kind == "scatter":
             n = min(len(data), SCATTER_MAX)
             labels = data.labels[:n] if data.labels is not None else None
             names = DATASETS[data.name].class_names
             save_figure(scatter_figure(model, data.x[:n], labels, projection, names, title_note=note), path)
         elif kind == "recon":
-            save_reconstructions(model, data.x, path)
+            save_reconstructions(model, data.x, path, y=y)
         elif kind == "samples":
             save_samples(model, path)
         elif kind == "interpolation":
-            save_figure(interpolation_figure(model, data.x), path)
+            save_figure(interpolation_figure(model, data.x, y=y), path)
         elif kind == "curves":
             if not history:
                 if log:
@@ -145,10 +150,14 @@ def _summary(model, config, history, kl_dims, activity) -> dict[str, Any]:
     m = config.model
     shape = config.data.image_shape
     d = shape[0] * shape[1] * shape[2]
+    widths = "-".join(map(str, m.channels_per_level)) + " channels" if m.arch == "conv" else "-".join(map(str, m.hidden))
+    prior = {"standard": "standard normal prior", "mog": "mixture-of-Gaussians prior", "vamp": "VampPrior"}.get(
+        m.prior, f"{m.prior} prior")
     s: dict[str, Any] = {
         "data": config.describe_data(),
-        "model": f"{m.arch.upper()} {d}-{'-'.join(map(str, m.hidden))}-{m.latent_dim}, {m.likelihood} "
-                 f"likelihood, {m.prior} normal prior, images {'x'.join(map(str, shape))}",
+        "model": f"{'conditional VAE (labels to encoder and decoder), ' if m.variant == 'cvae' else ''}"
+                 f"{m.arch.upper()} {d}-{widths}-{m.latent_dim}, {m.likelihood} "
+                 f"likelihood, {prior}, images {'x'.join(map(str, shape))}",
         "parameters": f"{sum(p.numel() for p in model.parameters()):,}",
     }
     if history:
@@ -166,7 +175,8 @@ def _summary(model, config, history, kl_dims, activity) -> dict[str, Any]:
 
 __all__ = [
     "FIGURES", "FILES", "KINDS", "PROJECTIONS", "build_report", "curves_figure", "frame_paths", "image_grid",
-    "interpolation_figure", "kl_figure", "manifold_figure", "manifold_images", "normal_quantiles",
+    "interpolation_figure", "kl_figure", "manifold_figure", "manifold_images", "manifold_per_label_figure",
+    "normal_quantiles",
     "project_2d", "reconstructions_figure", "render_frame", "samples_figure", "save_figure", "save_frame",
     "save_reconstructions", "save_samples", "scatter_figure", "snapshot_grid", "top_kl_dims", "write_figures",
     "write_gif", "write_report",

@@ -26,12 +26,19 @@ _FRAME_RE = re.compile(r"epoch_(\d+)\.png$")
 
 @torch.no_grad()
 def snapshot_grid(model, n: int = 12, seed: int = 0) -> np.ndarray:
-    """The picture of the model a frame shows, as a ``[H, W]`` array in [0, 1]."""
+    """The picture of the model a frame shows, as a ``[H, W]`` (grey) or ``[H, W, 3]`` (colour) array in [0, 1].
+    A conditional model's frame decodes the same z for each label, one row per label."""
+    anchor = next(model.parameters())
+    if getattr(model, "conditional", False):
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randn(1, n, model.latent_dim, generator=g).expand(model.classes, n, -1).reshape(-1, model.latent_dim)
+        y = torch.arange(model.classes, device=anchor.device).repeat_interleave(n)
+        return image_grid(model.decode(z.to(anchor), y).mean, model.image_shape, nrow=n)
     if model.latent_dim == 2:
         images, _ = manifold_images(model, n=n, dims=(0, 1))
         return image_grid(images, model.image_shape, nrow=n)
     g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n * n, model.latent_dim, generator=g).to(next(model.parameters()))
+    z = torch.randn(n * n, model.latent_dim, generator=g).to(anchor)
     return image_grid(model.decode(z).mean, model.image_shape, nrow=n)
 
 
@@ -46,27 +53,33 @@ GREY_LEVELS = 16  # GIFs of smooth greys compress badly; 16 levels made them ~4x
 
 
 def render_frame(grid: np.ndarray, label: str, width: int = 360) -> Image.Image:
-    """A grayscale frame: the grid (dark digits on white) under a one-line label."""
-    levels = np.round((1 - grid) * (GREY_LEVELS - 1)) * (255 // (GREY_LEVELS - 1))
-    img = Image.fromarray(levels.astype(np.uint8), mode="L")
+    """A frame: the grid (grey: dark digits on white; colour: as it is) under a one-line label."""
+    if grid.ndim == 3:
+        img = Image.fromarray(np.round(grid * 255).astype(np.uint8), mode="RGB")
+        mode, white, black = "RGB", (255, 255, 255), (0, 0, 0)
+    else:
+        levels = np.round((1 - grid) * (GREY_LEVELS - 1)) * (255 // (GREY_LEVELS - 1))
+        img = Image.fromarray(levels.astype(np.uint8), mode="L")
+        mode, white, black = "L", 255, 0
     scale = max(1, round(width / img.width))
     img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     header = 24
-    frame = Image.new("L", (img.width, img.height + header), 255)
+    frame = Image.new(mode, (img.width, img.height + header), white)
     frame.paste(img, (0, header))
-    ImageDraw.Draw(frame).text((5, 4), label, fill=0, font=_font(14))
+    ImageDraw.Draw(frame).text((5, 4), label, fill=black, font=_font(14))
     return frame
 
 
-def frame_label(epoch: int, valid_elbo: float | None, latent_dim: int) -> str:
-    what = "latent grid" if latent_dim == 2 else "fixed z"
+def frame_label(epoch: int, valid_elbo: float | None, latent_dim: int, conditional: bool = False) -> str:
+    what = "fixed z, a row per label" if conditional else "latent grid" if latent_dim == 2 else "fixed z"
     elbo = f"valid ELBO {valid_elbo:.2f} nats" if valid_elbo is not None else "untrained"
     return f"epoch {epoch}  |  {elbo}  |  {what}"
 
 
 def save_frame(run_dir: str | Path, model, epoch: int, valid_elbo: float | None) -> Path:
     """Draw and atomically write the frame for ``epoch`` into ``RUN_DIR/frames/``."""
-    frame = render_frame(snapshot_grid(model), frame_label(epoch, valid_elbo, model.latent_dim))
+    frame = render_frame(snapshot_grid(model),
+                         frame_label(epoch, valid_elbo, model.latent_dim, getattr(model, "conditional", False)))
     buf = io.BytesIO()
     frame.save(buf, format="PNG", optimize=False, compress_level=1)
     path = Path(run_dir) / FRAMES_DIR / f"epoch_{epoch:04d}.png"
@@ -89,7 +102,8 @@ def write_gif(frames: list[Path], out: str | Path, duration_ms: int = 150, hold_
     """Assemble frames into a looping GIF (the last frame held longer), written atomically."""
     if not frames:
         raise FileNotFoundError("no frames to animate; train with plots on (not --no-plots)")
-    images = [Image.open(p).convert("L") for p in frames]
+    images = [Image.open(p) for p in frames]
+    images = [im.convert("RGB" if any(i.mode == "RGB" for i in images) else "L") for im in images]
     durations = [duration_ms] * (len(images) - 1) + [hold_last_ms]
     buf = io.BytesIO()
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)

@@ -71,7 +71,8 @@ class TensorBoard:
             import numpy as np
             from PIL import Image
 
-            self.writer.add_image("samples", np.asarray(Image.open(frame)), epoch, dataformats="HW")
+            img = np.asarray(Image.open(frame))
+            self.writer.add_image("samples", img, epoch, dataformats="HWC" if img.ndim == 3 else "HW")
         self.writer.flush()
 
     def on_close(self, run) -> None:

@@ -1,7 +1,9 @@
 """Figures made of decoded images: samples, reconstructions, the manifold grid, interpolations.
 
-Images are shown dark on white (matplotlib's ``gray_r``), tiles separated by
-light-grey gaps, the right way up (row-major C x H x W, as stored).
+Grey images are shown dark on white (matplotlib's ``gray_r``), colour images in their own
+colours, tiles separated by light-grey gaps, the right way up (row-major C x H x W, as stored).
+A conditional model (the CVAE) is drawn per label: its samples one row per class, its manifold
+one panel per class, its reconstructions and interpolations given the images' own labels.
 """
 
 from __future__ import annotations
@@ -21,18 +23,47 @@ GAP = 0.25  # value of the gaps between tiles (light grey on the reversed grey m
 
 def image_grid(images: torch.Tensor, image_shape: tuple[int, int, int], nrow: int | None = None,
                pad: int = 1) -> np.ndarray:
-    """Tile flat images ``[N, C*H*W]`` into one ``[rows*(H+pad)+pad, cols*(W+pad)+pad]`` array in [0, 1]."""
+    """Tile images ``[N, C, H, W]`` (or flat ``[N, C*H*W]``) into one array in [0, 1]: grey
+    ``[rows*(H+pad)+pad, cols*(W+pad)+pad]`` for one channel, RGB ``[..., ..., 3]`` for three
+    (whose gaps are the same light grey as the grey map shows)."""
     c, h, w = image_shape
-    imgs = images.detach().float().cpu().clamp(0, 1).reshape(-1, c, h, w).mean(1).numpy()  # [N, H, W]
+    imgs = images.detach().float().cpu().clamp(0, 1).reshape(-1, c, h, w)
+    colour = c == 3
+    imgs = imgs.permute(0, 2, 3, 1).numpy() if colour else imgs.mean(1).numpy()  # [N, H, W(, 3)]
     n = imgs.shape[0]
     cols = nrow or max(1, math.ceil(math.sqrt(n)))
     rows = math.ceil(n / cols)
-    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), GAP, dtype=np.float32)
+    shape = (rows * (h + pad) + pad, cols * (w + pad) + pad) + ((3,) if colour else ())
+    grid = np.full(shape, 1 - GAP if colour else GAP, dtype=np.float32)
     for i in range(n):
         r, col = divmod(i, cols)
         top, left = pad + r * (h + pad), pad + col * (w + pad)
         grid[top : top + h, left : left + w] = imgs[i]
     return grid
+
+
+def show(ax, grid: np.ndarray) -> None:
+    """Draw a grid from :func:`image_grid`: grey dark on white, colour as it is."""
+    if grid.ndim == 3:
+        ax.imshow(grid, interpolation="nearest")
+    else:
+        ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+
+
+def pad_to_width(grids: list[np.ndarray]) -> list[np.ndarray]:
+    """Grids padded on the right with the gap colour to the widest one's width."""
+    width = max(g.shape[1] for g in grids)
+    out = []
+    for g in grids:
+        fill = 1 - GAP if g.ndim == 3 else GAP
+        widths = ((0, 0), (0, width - g.shape[1])) + (((0, 0),) if g.ndim == 3 else ())
+        out.append(np.pad(g, widths, constant_values=fill))
+    return out
+
+
+def class_labels(model, n_per_class: int, device=None) -> torch.Tensor:
+    """Labels 0, 0, ..., 1, 1, ...: ``n_per_class`` of each class of a conditional model."""
+    return torch.arange(model.classes, device=device).repeat_interleave(n_per_class)
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
@@ -46,7 +77,7 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
 def _grid_figure(grid: np.ndarray, title: str, inches: float = 6.0) -> Figure:
     fig = Figure(figsize=(inches, inches * grid.shape[0] / grid.shape[1] + 0.5))
     ax = fig.subplots()
-    ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    show(ax, grid)
     ax.set_title(title)
     ax.axis("off")
     return fig
@@ -61,25 +92,33 @@ def _with_seed(seed: int, fn):
         torch.random.set_rng_state(state)
 
 
-def samples_figure(model, n: int = 64, seed: int = 0) -> Figure:
-    """Means of p(x|z) for ``n`` draws z ~ p(z): new images straight from the model."""
-    images = _with_seed(seed, lambda: model.sample(n))
-    grid = image_grid(images, model.image_shape)
-    return _grid_figure(grid, f"{n} samples from the prior (mean of p(x|z), z ~ N(0, I))")
+def samples_figure(model, n: int = 64, seed: int = 0, label: int | None = None) -> Figure:
+    """Means of p(x|z) for ``n`` draws z ~ p(z): new images straight from the model. A conditional model
+    draws ``label`` (all ``n`` of that class), or without one a row of each class."""
+    prior = "N(0, I)" if model.kl_form == "closed form" else f"the {type(model.prior).__name__}"
+    if not getattr(model, "conditional", False):
+        grid = image_grid(_with_seed(seed, lambda: model.sample(n)), model.image_shape)
+        return _grid_figure(grid, f"{n} samples from the prior (mean of p(x|z), z ~ {prior})")
+    if label is not None:
+        y = torch.full((n,), int(label), dtype=torch.long)
+        grid = image_grid(_with_seed(seed, lambda: model.sample(n, y=y)), model.image_shape)
+        return _grid_figure(grid, f"{n} samples of label {label} (mean of p(x|z, y={label}), z ~ {prior})")
+    per = max(1, math.ceil(n / model.classes))
+    y = class_labels(model, per)
+    grid = image_grid(_with_seed(seed, lambda: model.sample(len(y), y=y)), model.image_shape, nrow=per)
+    return _grid_figure(grid, f"samples, one row per label 0..{model.classes - 1} (mean of p(x|z, y), z ~ {prior})")
 
 
 @torch.no_grad()
-def reconstructions_figure(model, x: torch.Tensor, n: int = 32) -> Figure:
-    """Inputs (odd rows) above their reconstructions (even rows)."""
+def reconstructions_figure(model, x: torch.Tensor, n: int = 32, y: torch.Tensor | None = None) -> Figure:
+    """Inputs (odd rows) above their reconstructions (even rows); ``y``: their labels, for a conditional model."""
     x = x[:n]
-    recon = model.reconstruct(x)
+    recon = model.reconstruct(x, y[:n] if y is not None else None)
     cols = min(16, x.shape[0])
     pairs = []
     for i in range(0, x.shape[0], cols):
         pairs += [x[i : i + cols], recon[i : i + cols]]
-    rows = [image_grid(p, model.image_shape, nrow=cols) for p in pairs]
-    width = max(r.shape[1] for r in rows)
-    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1])), constant_values=GAP) for r in rows]
+    rows = pad_to_width([image_grid(p, model.image_shape, nrow=cols) for p in pairs])
     return _grid_figure(np.concatenate(rows, axis=0),
                         "inputs (rows 1, 3, ...) and their reconstructions (rows 2, 4, ...)", inches=8.0)
 
@@ -106,12 +145,13 @@ def _grid_values(model, n: int, dims: tuple[int, int]) -> tuple[torch.Tensor, to
 
 
 @torch.no_grad()
-def manifold_images(model, n: int = 20, dims: tuple[int, int] = (0, 1)) -> tuple[torch.Tensor, torch.Tensor]:
+def manifold_images(model, n: int = 20, dims: tuple[int, int] = (0, 1),
+                    label: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Decoded means on an ``n x n`` grid of latent points at normal quantiles over ``dims``.
 
     Other dimensions are 0 (the prior mean). Rows run from high z[dims[1]] (top) to low,
     columns from low z[dims[0]] (left) to high, like a plot's axes. Returns ``(images
-    [n*n, D], values [n])``.
+    [n*n, D], values [n])``. ``label``: the class a conditional model decodes (default 0).
     """
     i, j = dims
     vi, vj, rest, _ = _grid_values(model, n, dims)
@@ -119,7 +159,10 @@ def manifold_images(model, n: int = 20, dims: tuple[int, int] = (0, 1)) -> tuple
     z[:, :, i] = vi.view(1, n)
     z[:, :, j] = vj.flip(0).view(n, 1)
     anchor = next(model.parameters())
-    return model.decode(z.reshape(n * n, -1).to(anchor)).mean, vi
+    y = None
+    if getattr(model, "conditional", False):
+        y = torch.full((n * n,), int(label or 0), dtype=torch.long, device=anchor.device)
+    return model.decode(z.reshape(n * n, -1).to(anchor), y).mean, vi
 
 
 def manifold_figure(model, n: int = 20, dims: tuple[int, int] = (0, 1), note: str = "") -> Figure:
@@ -130,7 +173,7 @@ def manifold_figure(model, n: int = 20, dims: tuple[int, int] = (0, 1), note: st
     grid = image_grid(images, model.image_shape, nrow=n)
     fig = Figure(figsize=(8, 8.4))
     ax = fig.subplots()
-    ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    show(ax, grid)
     centres_x = 1 + np.arange(n) * (w + 1) + w / 2 - 0.5
     centres_y = 1 + np.arange(n) * (h + 1) + h / 2 - 0.5
     step = max(1, n // 7)
@@ -142,6 +185,28 @@ def manifold_figure(model, n: int = 20, dims: tuple[int, int] = (0, 1), note: st
     if model.latent_dim > 2:
         title += ", other dims at the prior mean"
     ax.set_title(title + (f"\n{note}" if note else ""))
+    return fig
+
+
+def manifold_per_label_figure(model, n: int = 10, dims: tuple[int, int] = (0, 1), note: str = "",
+                              class_names=None) -> Figure:
+    """A conditional model's manifold, one panel per label: the same ``n x n`` grid of latent points over
+    ``dims`` decoded given each class (what z holds apart from the class: style, slant, thickness)."""
+    k = model.classes
+    cols = min(5, k)
+    rows = math.ceil(k / cols)
+    fig = Figure(figsize=(3 * cols, 3.2 * rows + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols)).reshape(-1)
+    how = _grid_values(model, n, dims)[3]
+    for c, ax in enumerate(axes):
+        ax.axis("off")
+        if c >= k:
+            continue
+        images, _ = manifold_images(model, n, dims, label=c)
+        show(ax, image_grid(images, model.image_shape, nrow=n))
+        ax.set_title(f"label {class_names[c] if class_names and c < len(class_names) else c}")
+    fig.suptitle(f"decoded latent grid given each label: z[{dims[0]}] left to right, z[{dims[1]}] bottom to top, "
+                 f"{how}" + (f"\n{note}" if note else ""))
     return fig
 
 
@@ -164,16 +229,22 @@ def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def interpolation_figure(model, x: torch.Tensor, pairs: int = 5, steps: int = 10) -> Figure:
+def interpolation_figure(model, x: torch.Tensor, pairs: int = 5, steps: int = 10,
+                         y: torch.Tensor | None = None) -> Figure:
     """Decoded paths between the posterior means of pairs of real images, linear and spherical.
 
     Each row starts with a real image and ends with another; between them, the decoder's
     images along the straight line (left block) and the great circle (right block) joining
-    their codes. Smooth changes along the rows are the VAE's smooth latent space.
+    their codes. Smooth changes along the rows are the VAE's smooth latent space. A conditional
+    model (``y``: the images' labels) encodes each image with its own label and decodes the path
+    given the first image's.
     """
     pairs = min(pairs, x.shape[0] // 2)
     a_img, b_img = x[:pairs], x[pairs : 2 * pairs]
-    mu_a, mu_b = model.latent_code(a_img), model.latent_code(b_img)
+    y_a = y[:pairs] if y is not None else None
+    y_b = y[pairs : 2 * pairs] if y is not None else None
+    mu_a, mu_b = model.latent_code(a_img, y_a), model.latent_code(b_img, y_b)
+    y_path = y_a.repeat_interleave(steps) if y_a is not None else None
     t = torch.linspace(0, 1, steps).to(mu_a)
     _, h, w = model.image_shape
     aspect = (pairs * (h + 1) + 1) / ((steps + 2) * (w + 1) + 1)
@@ -181,10 +252,10 @@ def interpolation_figure(model, x: torch.Tensor, pairs: int = 5, steps: int = 10
     axes = fig.subplots(1, 2)
     for ax, (name, path) in zip(axes, (("linear", lerp), ("spherical", slerp))):
         z = path(mu_a, mu_b, t)  # [P, T, L]
-        dec = model.decode(z.reshape(pairs * steps, -1)).mean.reshape(pairs, steps, -1)
+        dec = model.decode(z.reshape(pairs * steps, -1), y_path).mean.reshape(pairs, steps, -1)
         rows = torch.cat([a_img.reshape(pairs, 1, -1), dec, b_img.reshape(pairs, 1, -1)], dim=1)  # [P, T+2, D]
         grid = image_grid(rows.reshape(pairs * (steps + 2), -1), model.image_shape, nrow=steps + 2)
-        ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        show(ax, grid)
         ax.set_title(f"{name} path between the two codes")
         ax.axis("off")
     fig.suptitle("first and last columns: real images; between them: decoded points on a path joining "

@@ -16,9 +16,11 @@ LABEL_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
 
 
 @torch.no_grad()
-def encode_means(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Posterior means E_q[z|x] ``[N, L]``."""
-    return torch.cat([model.latent_code(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]).cpu()
+def encode_means(model, x: torch.Tensor, batch_size: int = 1000, y: torch.Tensor | None = None) -> torch.Tensor:
+    """Posterior means E_q[z|x] ``[N, L]`` (E_q[z|x, y] for a conditional model, given the labels ``y``)."""
+    y = y if getattr(model, "conditional", False) else None
+    return torch.cat([model.latent_code(x[i : i + batch_size], y[i : i + batch_size] if y is not None else None)
+                      for i in range(0, x.shape[0], batch_size)]).cpu()
 
 
 def project_2d(z: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, tuple[str, str]]:
@@ -45,7 +47,7 @@ def project_2d(z: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.nd
 def scatter_figure(model, x: torch.Tensor, labels: torch.Tensor | None = None, projection: str = "pca",
                    class_names: list[str] | None = None, title_note: str = "") -> Figure:
     """Posterior means of the images coloured by label, with a legend."""
-    z = encode_means(model, x).numpy()
+    z = encode_means(model, x, y=labels).numpy()
     xy, (xl, yl) = project_2d(z, projection)
     fig = Figure(figsize=(7.5, 6.5))
     ax = fig.subplots()

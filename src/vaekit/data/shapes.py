@@ -1,0 +1,86 @@
+"""``shapes``: an embedded colour data set, drawn with numpy alone (no download, no drawing library).
+
+Each 32x32 RGB image holds one coloured shape on a dark grey background, and six known factors
+made it: ``shape`` (square, ellipse, triangle, cross: the label), ``colour`` (one of six hues),
+``scale`` (the shape's half-size, 0.18 to 0.32 of the image side), ``rotation`` (radians, 0 to
+2 pi), ``x`` and ``y`` (the centre, as fractions of the side, kept so the shape stays inside).
+The factors are drawn from numpy's PCG64 generator with a fixed seed (a stream numpy keeps stable
+across versions) and every pixel is the coverage of a 4x4 grid of sub-pixel samples, rounded to
+8 bits: the images depend on no drawing library. 20,000 images: train 16,000, valid 2,000, test 2,000 (the first,
+next and last of one sequence). :func:`shapes_factors` gives the ``[N, 6]`` factor array, for
+measurements of disentanglement.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+SHAPE_NAMES = ("square", "ellipse", "triangle", "cross")
+COLOURS = np.array([[0.90, 0.20, 0.15], [0.95, 0.65, 0.10], [0.95, 0.95, 0.25],
+                    [0.25, 0.80, 0.30], [0.20, 0.55, 0.95], [0.75, 0.35, 0.90]], dtype=np.float64)
+BACKGROUND = np.array([0.12, 0.12, 0.14])
+FACTORS = ("shape", "colour", "scale", "rotation", "x", "y")
+SIZES = {"train": 16000, "valid": 2000, "test": 2000}
+SIDE = 32
+SUPERSAMPLE = 4
+SEED = 20261125
+
+
+def shapes_factors(n: int = sum(SIZES.values()), seed: int = SEED) -> np.ndarray:
+    """The factors ``[n, 6]`` (shape, colour, scale, rotation, x, y) of the first ``n`` images."""
+    rng = np.random.default_rng(seed)
+    shape = rng.integers(0, len(SHAPE_NAMES), n)
+    colour = rng.integers(0, len(COLOURS), n)
+    scale = rng.uniform(0.18, 0.32, n)
+    rotation = rng.uniform(0, 2 * np.pi, n)
+    margin = scale * np.sqrt(2)  # the farthest a corner of any shape reaches from its centre
+    x = margin + rng.uniform(0, 1, n) * (1 - 2 * margin)
+    y = margin + rng.uniform(0, 1, n) * (1 - 2 * margin)
+    return np.stack([shape, colour, scale, rotation, x, y], axis=1).astype(np.float64)
+
+
+def _inside(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Whether points ``(u, v)`` in the shape's own frame (unit half-size) are inside shape number ``shape``."""
+    au, av = np.abs(u), np.abs(v)
+    if shape == 0:  # square
+        return np.maximum(au, av) <= 1
+    if shape == 1:  # ellipse, 1 by 0.55
+        return u * u + (v / 0.55) ** 2 <= 1
+    if shape == 2:  # isosceles triangle pointing along +v: apex (0, 1), base v = -0.8 from u = -0.9 to 0.9
+        return (v >= -0.8) & (v <= 1 - 2 * au)
+    return ((au <= 1) & (av <= 0.3)) | ((av <= 1) & (au <= 0.3))  # cross
+
+
+def render_shapes(factors: np.ndarray, side: int = SIDE, chunk: int = 500) -> np.ndarray:
+    """Images ``[n, 3, side, side]`` uint8 of the shapes the factors describe."""
+    k = side * SUPERSAMPLE
+    centres = (np.arange(k) + 0.5) / k  # sub-pixel centres in [0, 1]
+    gx, gy = np.meshgrid(centres, centres)  # gy grows downwards, as image rows do
+    gx, gy = gx.reshape(1, -1).astype(np.float32), gy.reshape(1, -1).astype(np.float32)
+    out = np.empty((len(factors), 3, side, side), dtype=np.uint8)
+    for start in range(0, len(factors), chunk):
+        f = factors[start : start + chunk]
+        shape, colour, scale, rot, cx, cy = (f[:, i : i + 1].astype(np.float32) for i in range(6))
+        dx, dy = gx - cx, cy - gy  # v points up on the screen
+        cos, sin = np.cos(rot), np.sin(rot)
+        u = (cos * dx + sin * dy) / scale
+        v = (-sin * dx + cos * dy) / scale
+        inside = np.empty(u.shape, dtype=bool)
+        for kind in range(len(SHAPE_NAMES)):  # each image is tested against its own shape only
+            rows = shape[:, 0] == kind
+            inside[rows] = _inside(kind, u[rows], v[rows])
+        cover = inside.reshape(-1, side, SUPERSAMPLE, side, SUPERSAMPLE).mean(axis=(2, 4))  # [n, side, side]
+        rgb = COLOURS[colour[:, 0].astype(np.int64)]  # [n, 3]
+        img = cover[:, None] * rgb[:, :, None, None] + (1 - cover[:, None]) * BACKGROUND[None, :, None, None]
+        out[start : start + chunk] = np.round(img * 255).astype(np.uint8)
+    return out
+
+
+def load_shapes(split: str, data_dir: Path | None = None, download: bool = True):
+    """The loader of the ``shapes`` data set: images ``[N, 3, 32, 32]`` in [0, 1] and the shape labels."""
+    factors = shapes_factors()
+    start = {"train": 0, "valid": SIZES["train"], "test": SIZES["train"] + SIZES["valid"]}[split]
+    f = factors[start : start + SIZES[split]]
+    return render_shapes(f).astype(np.float32) / 255.0, f[:, 0].astype(np.int64)
