@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_results  # noqa: E402
+from common import markdown_table, machine, write_results  # noqa: E402
 
 import vaekit  # noqa: E402
 from vaekit.config import RunConfig  # noqa: E402
@@ -54,12 +54,11 @@ def main(argv=None) -> int:
         rows.append(row)
         print(f"{name}: NLL {row['nll']:.2f} ± {row['nll_stderr']:.2f} nats, {row['bits_per_dim']:.4f} bits/dim, "
               f"KL {row['kl']:.2f}, {seconds:.0f} s")
-    lines = [f"| likelihood | data as the model sees it | valid NLL (nats, K={a.iw_samples}) | bits/dim | KL | train |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| `{r['likelihood']}` | {r['data']} | {r['nll']:.2f} ± {r['nll_stderr']:.2f} | "
-                     f"{r['bits_per_dim']:.4f} | {r['kl']:.2f} | {r['train_seconds']:.0f} s |")
-    write_results("likelihoods", {"machine": machine(), "epochs": a.epochs, "rows": rows}, "\n".join(lines) + "\n")
+    table = markdown_table(
+        ["likelihood", "data as the model sees it", f"valid NLL (nats, K={a.iw_samples})", "bits/dim", "KL", "train"],
+        [[f"`{r['likelihood']}`", r["data"], f"{r['nll']:.2f} ± {r['nll_stderr']:.2f}", f"{r['bits_per_dim']:.4f}",
+          f"{r['kl']:.2f}", f"{r['train_seconds']:.0f} s"] for r in rows])
+    write_results("likelihoods", {"machine": machine(), "epochs": a.epochs, "rows": rows}, table)
     return 0
 
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_results  # noqa: E402
+from common import markdown_table, machine, write_results  # noqa: E402
 
 import vaekit  # noqa: E402
 from vaekit.config import RunConfig  # noqa: E402
@@ -56,15 +56,12 @@ def main(argv=None) -> int:
         rows.append(row)
         print(f"sigma_min {floor:g}, seed {seed}: valid {row['valid_bits_per_dim']:.4f} bits/dim (best valid ELBO at epoch "
               f"{row['best_epoch']}), train-valid ELBO gap {row['gap']:.1f} nats, {seconds:.0f} s")
-    lines = ["| sigma_min | seed | valid bits/dim (K=200) | valid NLL (nats, density) | best epoch | "
-             "train − valid ELBO |", "|---|---|---|---|---|---|"]
-    for r in rows:
-        if "diverged" in r:
-            lines.append(f"| {r['sigma_min']:g} | {r['seed']} | diverged | | | |")
-        else:
-            lines.append(f"| {r['sigma_min']:g} | {r['seed']} | {r['valid_bits_per_dim']:.4f} | {r['valid_nll']:.1f} ± "
-                         f"{r['nll_stderr']:.1f} | {r['best_epoch']} | {r['gap']:.1f} |")
-    write_results("sigma_min", {"machine": machine(), "epochs": a.epochs, "rows": rows}, "\n".join(lines) + "\n")
+    table = markdown_table(
+        ["sigma_min", "seed", "valid bits/dim (K=200)", "valid NLL (nats, density)", "best epoch", "train − valid ELBO"],
+        [[f"{r['sigma_min']:g}", str(r["seed"]), "diverged", "", "", ""] if "diverged" in r else
+         [f"{r['sigma_min']:g}", str(r["seed"]), f"{r['valid_bits_per_dim']:.4f}",
+          f"{r['valid_nll']:.1f} ± {r['nll_stderr']:.1f}", str(r["best_epoch"]), f"{r['gap']:.1f}"] for r in rows])
+    write_results("sigma_min", {"machine": machine(), "epochs": a.epochs, "rows": rows}, table)
     return 0
 
 

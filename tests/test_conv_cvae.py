@@ -71,6 +71,10 @@ def test_conv_and_cvae_train_and_evaluate_with_priors_and_objectives(tmp_path, v
         assert model.sample(4, y=torch.tensor([0, 3, 3, 9])).shape == (4, 1, 8, 8)
         with pytest.raises(VaekitError, match="pass the images' labels"):
             vaekit.evaluate(model, valid.x[:20], iw_samples=2)
+        with pytest.raises(VaekitError, match="labels must be class numbers 0..9; got values from 0 to 10"):
+            vaekit.evaluate(model, valid.x[:2], iw_samples=2, y=torch.tensor([0, 10]))
+        with pytest.raises(VaekitError, match="give one label per image: 2 images"):
+            vaekit.evaluate(model, valid.x[:2], iw_samples=2, y=torch.tensor([0, 1, 2]))
 
 
 def test_the_cvae_is_refused_for_data_without_labels():

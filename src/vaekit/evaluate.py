@@ -115,8 +115,10 @@ def evaluate(model, x: torch.Tensor, iw_samples: int = 1000, batch_size: int = 1
     conditional = getattr(model, "conditional", False)
     if conditional and y is None:
         raise VaekitError("this model is conditioned on labels (a cvae): pass the images' labels, y=")
-    if conditional and len(y) != n:
-        raise VaekitError(f"{len(y)} labels for {n} images: give one label per image")
+    if conditional:
+        from .models.cvae import check_labels
+
+        check_labels(y, n, model.classes)
     y = y if conditional else None
     distributed = context is not None and context.distributed
     rank = context.rank if distributed else 0

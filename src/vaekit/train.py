@@ -53,8 +53,13 @@ class RunView:
 
 def _describe(log, cfg: RunConfig, model: VAE, train_ds: Dataset, valid_ds: Dataset, ctx: Context) -> None:
     log(f"data: {cfg.describe_data()}: {len(train_ds)} train / {len(valid_ds)} valid images")
-    log(f"model: {cfg.model.arch} {train_ds.dim}-{'-'.join(map(str, cfg.model.hidden))}-{cfg.model.latent_dim}, "
-        f"{model.decoder.likelihood.describe()}, {sum(p.numel() for p in model.parameters()):,} parameters")
+    m = cfg.model
+    widths = "-".join(map(str, m.hidden))
+    if m.arch == "conv":
+        widths = f"conv {'-'.join(map(str, m.channels_per_level))}" + (f"-dense {widths}" if m.hidden else "")
+    variant = f"{m.variant} ({cfg.data.classes} labels to encoder and decoder), " if m.variant != "vae" else ""
+    log(f"model: {variant}{m.arch} {train_ds.dim}-{widths}-{m.latent_dim}, {model.decoder.likelihood.describe()}, "
+        f"{m.prior} prior (KL in {model.kl_form}), {sum(p.numel() for p in model.parameters()):,} parameters")
     bs = cfg.train.batch_size
     if ctx.distributed:
         log(f"{ctx.world_size} processes on {ctx.device.type}: {bs} images per step in all, "

@@ -32,13 +32,22 @@ class LabelConditioned(nn.Module):
                 setattr(self, name, getattr(net, name))
 
     def forward(self, inputs: torch.Tensor, y: torch.Tensor):
+        # no range check here (it would wait for the GPU every step): the data and the user-facing
+        # paths check labels (check_labels), and one_hot itself refuses them on the CPU
         y = torch.as_tensor(y, device=inputs.device).long()
-        if y.dim() != 1 or (y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.classes)):
-            from ..errors import VaekitError
-
-            raise VaekitError(f"labels must be class numbers 0..{self.classes - 1}, one per image; "
-                              f"got {y.tolist()[:8]}{'...' if y.numel() > 8 else ''}")
         return self.net(inputs, cond=F.one_hot(y, self.classes).to(torch.float32))
+
+
+def check_labels(y: torch.Tensor, n: int, classes: int) -> None:
+    """One clear line unless ``y`` holds ``n`` class numbers in 0..classes-1."""
+    from ..errors import VaekitError
+
+    y = torch.as_tensor(y)
+    if y.dim() != 1 or len(y) != n:
+        raise VaekitError(f"give one label per image: {n} images, labels of shape {tuple(y.shape)}")
+    if y.is_floating_point() or (n and (int(y.min()) < 0 or int(y.max()) >= classes)):
+        raise VaekitError(f"labels must be class numbers 0..{classes - 1}; got values from {y.min().item()} to "
+                          f"{y.max().item()}")
 
 
 class CVAE(VAE):

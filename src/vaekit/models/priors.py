@@ -19,8 +19,6 @@ from .distributions import MixtureOfDiagonalNormals, StandardNormal
 class StandardNormalPrior(nn.Module):
     """p(z) = N(0, I), the prior of Kingma & Welling (2014)."""
 
-    closed_form_kl = True  # KL(q || p) against the encoder's Gaussian in closed form
-
     def __init__(self, latent_dim: int):
         super().__init__()
         self.latent_dim = latent_dim

@@ -91,8 +91,12 @@ class VAE(nn.Module):
 
     @property
     def kl_form(self) -> str:
-        """How :meth:`kl` is computed: ``"closed form"`` for a Gaussian prior, else ``"Monte Carlo"``."""
-        return "closed form" if getattr(self.prior, "closed_form_kl", False) else "Monte Carlo"
+        """How :meth:`kl` is computed: ``"closed form"`` when the prior is a diagonal Gaussian, else
+        ``"Monte Carlo"`` (the mixture priors)."""
+        if getattr(self.prior, "conditional", False):  # p(z|y): asking needs labels; the prior may say
+            return getattr(self.prior, "kl_form", "Monte Carlo")
+        with torch.no_grad():
+            return "closed form" if isinstance(self.prior(), DiagonalNormal) else "Monte Carlo"
 
     def kl(self, q: DiagonalNormal, z: torch.Tensor | None = None, y: torch.Tensor | None = None) -> torch.Tensor:
         """KL(q || p): analytic when both are Gaussian, else a Monte Carlo estimate from ``z``."""
@@ -178,6 +182,10 @@ class VAE(nn.Module):
         With ``mean=True`` (the usual picture) returns the mean of p(x|z); ``y``: the labels to
         draw, for a conditional model.
         """
+        if self.conditional and y is None:
+            raise VaekitError("a conditional model draws given labels: pass y= (one class number per image)")
+        if y is not None and self.conditional and len(y) != n:
+            raise VaekitError(f"give one label per image to draw: n = {n}, {len(y)} labels")
         p = self.prior_given(y)
         z = p.sample(() if self._given(self.prior, y) else (n,))  # a conditional prior: one z per label
         px = self.decode(z, y)

@@ -168,7 +168,7 @@ def _summary(model, config, history, kl_dims, activity) -> dict[str, Any]:
         s["last epoch: train / valid ELBO"] = f"{last['train_elbo']:.3f} / {last['valid_elbo']:.3f}"
         s["training time"] = f"{sum(h.get('epoch_seconds', 0) for h in history):.1f} s"
     if kl_dims is not None:
-        s["valid KL per image (nats)"] = f"{float(kl_dims.sum()):.3f}"
+        s["valid KL per image (nats)"] = f"{float(kl_dims.sum()):.3f} ({model.kl_form})"
         s["active latent dimensions"] = f"{int((activity > 0.01).sum())} of {model.latent_dim}"
     return s
 
