@@ -90,7 +90,9 @@ def _parser() -> argparse.ArgumentParser:
                                    "-log p(x) (nats per image, and bits per dimension).",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     e.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by 'vaekit train'")
-    e.add_argument("--data", choices=sorted(DATASETS), default=None, help="data set (default: the run's)")
+    e.add_argument("--data", choices=sorted(DATASETS) + ["folder", "array"], default=None,
+                   help="data set (default: the run's)")
+    e.add_argument("--data-file", metavar="FILE", default=None, help="array file of the data (default: the run's)")
     e.add_argument("--data-dir", metavar="DIR", default=None, help="folder of the data files (default: the run's)")
     e.add_argument("--split", choices=("train", "valid", "test"), default="valid", help="split to evaluate")
     e.add_argument("--iw-samples", type=int, metavar="K", default=1000,
@@ -153,6 +155,8 @@ def cmd_train(a) -> int:
     given = {sk: getattr(a, f"{sk[0]}.{sk[1]}") for sk in flags if getattr(a, f"{sk[0]}.{sk[1]}") is not None}
     if ("data", "data_dir") in given:
         given[("data", "data_dir")] = _abs_dir(given[("data", "data_dir")])
+    if ("data", "data_file") in given:  # saved as an absolute path, so the run finds it from anywhere
+        given[("data", "data_file")] = str(Path(given[("data", "data_file")]).resolve())
     if a.resume and not a.out:
         raise VaekitError("--resume needs --out RUN_DIR, the run to continue")
     # a resumed run starts from its saved settings; what the command gives must agree with them
@@ -202,19 +206,23 @@ def cmd_train(a) -> int:
     return 0
 
 
-def _run_config_for_data(run_dir: str, data: str | None, data_dir: str | None) -> RunConfig:
+def _run_config_for_data(run_dir: str, data: str | None, data_dir: str | None,
+                         data_file: str | None = None) -> RunConfig:
     """The run's config, pointed at other data if asked (binarization re-resolved)."""
     from .checkpoint import load_run_config
 
     cfg = load_run_config(run_dir)
-    if data or data_dir:
+    if data or data_dir or data_file:
         override = {}
         if data:
             override["name"] = data
             if data != cfg.data.name:
                 override["data_dir"] = data_dir
+                override["data_file"] = data_file
         if data_dir:
             override["data_dir"] = data_dir
+        if data_file:
+            override["data_file"] = str(Path(data_file).resolve())
         cfg = cfg.override(data=override)
     return cfg
 
@@ -228,7 +236,7 @@ def cmd_evaluate(a) -> int:
     _positive(a.iw_samples, "--iw-samples")
     _positive(a.batch_size, "--batch-size")
     ctx = setup(a.device)
-    cfg = _run_config_for_data(a.run_dir, a.data, _abs_dir(a.data_dir))
+    cfg = _run_config_for_data(a.run_dir, a.data, _abs_dir(a.data_dir), a.data_file)
     model = load(a.run_dir, checkpoint=a.checkpoint, device=ctx.device)
     ds = ctx.main_first(lambda: load_split(cfg, a.split, model.image_shape))  # rank 0 downloads, if it must
     t0 = time.perf_counter()
@@ -281,14 +289,16 @@ def cmd_sample(a) -> int:
 
 def cmd_reconstruct(a) -> int:
     from .checkpoint import load
-    from .runs import load_split
+    from .data import to_unit
     from .plots import save_reconstructions
+    from .runs import load_split
 
     _positive(a.n, "-n")
     cfg = _run_config_for_data(a.run_dir, None, _abs_dir(a.data_dir))
     model = load(a.run_dir)
     ds = load_split(cfg, a.split, model.image_shape)
-    path = save_reconstructions(model, ds.x, _out_path(a.out, a.run_dir, "reconstructions.png"), n=a.n, y=ds.labels)
+    path = save_reconstructions(model, to_unit(ds.x[: a.n]), _out_path(a.out, a.run_dir, "reconstructions.png"), n=a.n,
+                                y=ds.labels)
     print(f"wrote {path}")
     return 0
 

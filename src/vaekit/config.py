@@ -30,6 +30,9 @@ OPTIMIZERS = ("adam", "sgd")
 OBJECTIVES = ("elbo", "iwae")
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("fp32", "bf16", "fp16")
+SOURCES = ("folder", "array")  # the user's own images (data/user.py)
+SIZED_DATA = ("folder", "array", "shapes")  # data that --image-size resizes
+ARRAY_LAYOUTS = ("NHW", "NHWC", "NCHW")
 
 
 def option(default: Any = None, help: str = "", flag: str | None = None, metavar: str | None = None,
@@ -57,6 +60,10 @@ def cli_options():
             shown = meta["default_text"] or (" ".join(map(str, f.default)) if isinstance(f.default, tuple)
                                              else f"{f.default:g}" if isinstance(f.default, float) else str(f.default))
             kw: dict[str, Any] = {"default": None, "help": f"{meta['help']} (default: {shown})"}
+            if isinstance(f.default, bool):  # a switch: given means true
+                yield section, f.name, meta["flag"] or "--" + f.name.replace("_", "-"), \
+                    {"action": "store_true", "default": None, "help": meta["help"]}
+                continue
             if choices:
                 kw["choices"] = tuple(choices)
             else:
@@ -71,7 +78,7 @@ def cli_options():
 def _dataset_names() -> list[str]:
     from .data import DATASETS
 
-    return sorted(DATASETS)
+    return sorted(DATASETS) + list(SOURCES)
 
 
 def _registry(name: str):
@@ -112,9 +119,11 @@ class DataConfig:
     grayscale data, ``none`` otherwise; the resolved value is saved with the run.
     """
 
-    name: str = option("mnist-5k", "data set", flag="--data", choices=_dataset_names,
+    name: str = option("mnist-5k", "data set: a named one, 'folder' (your images under --data-dir) or 'array' "
+                                   "(your --data-file)", flag="--data", choices=_dataset_names,
                        default_text="mnist-5k, embedded, no download")
-    data_dir: str | None = option(None, "folder holding the data files", metavar="DIR",
+    data_dir: str | None = option(None, "folder holding the data files (with --data folder: your images, in "
+                                        "train/valid/test and class folders if you have them)", metavar="DIR",
                                   default_text="download into ~/.cache/vaekit/NAME, or into $VAEKIT_DATA/NAME "
                                                "when that is set")
     binarize: str | None = option(None, "grayscale pixels: none, dynamic (new Bernoulli sample each epoch) or static "
@@ -125,22 +134,72 @@ class DataConfig:
                                           "fixed sample)", choices=DEQUANTIZE_CHOICES,
                                     default_text="uniform with a density (gaussian, gaussian-learned, "
                                                  "continuous-bernoulli), none otherwise")
+    data_file: str | None = option(None, "--data array: a .npy file of images, or .npz with x (images) and "
+                                         "optionally y (labels); uint8 0..255 or floats in [0, 1]", metavar="FILE")
+    layout: str | None = option(None, "--data array: the array's layout", choices=ARRAY_LAYOUTS,
+                                default_text="detected from the shape and printed")
+    image_size: tuple[int, ...] | None = option(None, "your images (folder, array, shapes): resize so they cover N x N "
+                                                      "(or H x W), then cut the centre", nargs="+", metavar="N",
+                                                kind=int, default_text="as they are; a folder's must agree")
+    channels: int | None = option(None, "your images: convert to 1 (grey) or 3 (colour) channels", metavar="C",
+                                  kind=int, default_text="grey stays grey, anything else colour")
+    valid_fraction: float = option(0.1, "data without a valid split (a folder without valid/, an array): the share "
+                                        "held out, by a fixed-seed shuffle")
+    test_fraction: float = option(0.1, "data without a test split: the share held out for it")
+    background: str = option("white", "what shows through transparent pixels: white, black, grey or #rrggbb")
+    skip_bad_images: bool = option(False, "leave unreadable image files out (counted and named) instead of stopping")
     image_shape: tuple[int, int, int] | None = None  # (C, H, W); resolved from the data set and saved
     levels: int | None = None  # distinct pixel values of the stored data (2: binary); resolved and saved
     classes: int | None = None  # label classes of the data set (None: no labels); resolved and saved
+    class_names: tuple[str, ...] | None = None  # their names; resolved and saved
+    digest: str | None = None  # a folder's or array's file list (names, sizes); resolved and saved
+    n_files: int | None = None  # how many images it held; resolved and saved
 
     def __post_init__(self):
         from .data import DATASETS  # the registry of names
 
-        if isinstance(self.image_shape, list):
-            object.__setattr__(self, "image_shape", tuple(self.image_shape))
+        for key in ("image_shape", "image_size", "class_names"):
+            if isinstance(getattr(self, key), list):
+                object.__setattr__(self, key, tuple(getattr(self, key)))
+        if _is_int(self.image_size):
+            object.__setattr__(self, "image_size", (self.image_size,))
         _check(self.image_shape is None or (len(self.image_shape) == 3 and all(_is_int(s) and s >= 1
                                                                                 for s in self.image_shape)),
                f"data.image_shape must be [channels, height, width], got {self.image_shape!r}")
 
         _check(isinstance(self.name, str), f"data.name must be a string, got {self.name!r}")
-        if self.name not in DATASETS:
-            raise unknown_name("data set", self.name, DATASETS)
+        if self.name not in DATASETS and self.name not in SOURCES:
+            raise unknown_name("data set", self.name, [*DATASETS, *SOURCES])
+        _check(self.data_file is None or isinstance(self.data_file, str),
+               f"data.data_file must be a path string, got {self.data_file!r}")
+        _check(self.data_file is None or self.name == "array",
+               f"--data-file is for --data array; data set '{self.name}' does not read it")
+        _check(self.image_size is None or (isinstance(self.image_size, tuple) and len(self.image_size) in (1, 2)
+                                           and all(_is_int(v) and v >= 1 for v in self.image_size)),
+               f"image_size must be one size N or two, H W (whole numbers >= 1), got {self.image_size!r}")
+        _check(self.channels in (None, 1, 3), f"channels must be 1 (grey) or 3 (colour), got {self.channels!r}")
+        _check(self.layout is None or self.layout in ARRAY_LAYOUTS,
+               f"layout must be one of {', '.join(ARRAY_LAYOUTS)}, got {self.layout!r}")
+        for key in ("valid_fraction", "test_fraction"):
+            v = getattr(self, key)
+            _check(_is_num(v) and 0 <= v < 1, f"{key} must be at least 0 and below 1, got {v!r}")
+        _check(self.valid_fraction + self.test_fraction < 1,
+               f"valid_fraction + test_fraction must leave images to train on, got {self.valid_fraction:g} + "
+               f"{self.test_fraction:g}")
+        _check(isinstance(self.skip_bad_images, bool), f"skip_bad_images must be true or false, got "
+                                                       f"{self.skip_bad_images!r}")
+        from .data.sources import parse_background
+
+        _check(isinstance(self.background, str), f"background must be a colour name or #rrggbb, got "
+                                                 f"{self.background!r}")
+        parse_background(self.background)
+        _check(self.image_size is None or self.name in SIZED_DATA,
+               f"--image-size is for your own images ({', '.join(SIZED_DATA)}); '{self.name}' has a fixed size")
+        _check(self.name != "shapes" or self.image_size is None or
+               (self.image_size[0] == self.image_size[-1] and self.image_size[0] >= 8),
+               f"shapes are drawn square: give one --image-size of 8 or more, got {self.image_size!r}")
+        _check(self.channels is None or self.name in SOURCES,
+               f"--channels is for your own images (folder, array); '{self.name}' has fixed channels")
         _check(self.data_dir is None or isinstance(self.data_dir, str),
                f"data.data_dir must be a path string, got {self.data_dir!r}")
         if self.binarize is not None:
@@ -151,7 +210,7 @@ class DataConfig:
                f"data.levels must be a whole number >= 2, got {self.levels!r}")
         _check(self.classes is None or (_is_int(self.classes) and self.classes >= 1),
                f"data.classes must be a whole number >= 1, got {self.classes!r}")
-        if DATASETS[self.name].binary and self.binarize in ("dynamic", "static"):
+        if self.name in DATASETS and DATASETS[self.name].binary and self.binarize in ("dynamic", "static"):
             raise VaekitError(
                 f"data set '{self.name}' is already binary ({DATASETS[self.name].variant}); "
                 f"drop --binarize {self.binarize} (or use 'none')"
@@ -318,8 +377,8 @@ class RunConfig:
 
         from .models.likelihoods import check_data, default_binarize, default_dequantize
 
+        spec = self._resolve_source()
         # the likelihood's declaration of the pixels it models decides the binarization
-        spec = DATASETS[self.data.name]
         if self.data.binarize is None:
             mode = default_binarize(self.model.likelihood, spec.binary)
             object.__setattr__(self, "data", dataclasses.replace(self.data, binarize=mode))
@@ -331,7 +390,11 @@ class RunConfig:
         if self.data.levels is None:
             object.__setattr__(self, "data", dataclasses.replace(self.data, levels=spec.levels))
         if self.data.classes is None and spec.classes:
-            object.__setattr__(self, "data", dataclasses.replace(self.data, classes=spec.classes))
+            object.__setattr__(self, "data", dataclasses.replace(self.data, classes=spec.classes,
+                                                                 class_names=spec.class_names))
+        if self.data.image_size is not None and self.data.name == "shapes":
+            h, w = self.data.image_size[0], self.data.image_size[-1]
+            object.__setattr__(self, "data", dataclasses.replace(self.data, image_shape=(3, h, w)))
         if self.model.variant == "cvae" and not self.data.classes:
             raise VaekitError(f"the cvae variant is conditioned on labels but data set '{self.data.name}' has none; "
                               f"choose one with labels ({', '.join(n for n, d in DATASETS.items() if d.classes)}) "
@@ -341,6 +404,31 @@ class RunConfig:
             raise VaekitError(f"free bits clamp the KL of each latent dimension, which needs a prior that factorises "
                               f"per dimension; the {self.model.prior} prior does not: drop --free-bits or use "
                               "--prior standard")
+
+    def _resolve_source(self):
+        """The data's spec. The user's folder or array is scanned only while something about it is unresolved
+        (a saved run knows its image shape, levels, classes and digest, and keeps working without the data);
+        the scan's findings are saved with the run."""
+        from .data import DATASETS, DatasetSpec, spec_for
+
+        d = self.data
+        if d.name not in SOURCES:
+            return DATASETS[d.name]
+        if d.image_shape is None or d.levels is None or d.digest is None:
+            from .data.user import source_spec
+
+            src = source_spec(d)
+            if d.digest is not None and d.digest != src.digest:  # a saved run: it keeps what it recorded
+                src = None
+            if src is not None:
+                object.__setattr__(self, "data", dataclasses.replace(
+                    d, image_shape=d.image_shape or src.image_shape, levels=d.levels or src.levels,
+                    classes=len(src.class_names) if src.class_names else None, class_names=src.class_names,
+                    digest=src.digest, n_files=src.n_files, layout=d.layout or src.layout))
+                return spec_for(self.data)
+        d = self.data
+        return DatasetSpec(d.name, None, d.image_shape, d.levels, "colour" if d.image_shape[0] == 3 else "grayscale",
+                           f"{d.n_files or 'your'} images", d.class_names)
 
     @property
     def pixel_levels(self) -> int:
@@ -375,10 +463,14 @@ class RunConfig:
             for k in value:
                 if k not in valid:
                     raise VaekitError(f"{source}: {unknown_name('key', k, valid, sort=False, shown=f'{key}.{k}')}")
+            if key == "model" and "data" in parts:
+                value = _image_defaults(parts["data"], value)
             try:
                 parts[key] = _SECTIONS[key](**value)
             except TypeError as e:  # e.g. a non-comparable type slipping through
                 raise VaekitError(f"{source}: bad value in [{key}]: {e}") from None
+        if "model" not in parts and "data" in parts and _image_defaults(parts["data"], {}):
+            parts["model"] = ModelConfig(**_image_defaults(parts["data"], {}))
         return cls(**parts)
 
     def override(self, **sections: dict[str, Any]) -> "RunConfig":
@@ -392,6 +484,9 @@ class RunConfig:
             d["data"]["image_shape"] = None
         if "data" in sections and "levels" not in sections["data"]:
             d["data"]["levels"] = None
+        for key in ("digest", "n_files", "class_names"):  # other data: found anew
+            if "data" in sections and key not in sections["data"]:
+                d["data"][key] = None
         if "data" in sections and "classes" not in sections["data"]:
             d["data"]["classes"] = None
         if ("data" in sections or "likelihood" in sections.get("model", {})) and "dequantize" not in \
@@ -406,26 +501,62 @@ class RunConfig:
         from .data import DATASETS
 
         deq = ", dequantised" if self.data.dequantize == "uniform" else ""
-        if DATASETS[self.data.name].binary:
-            return f"{self.data.name} (static binarization{deq})"
-        return {"none": f"{self.data.name} ({DATASETS[self.data.name].variant}{deq})",
+        spec = self._spec()
+        if spec.binary:
+            return f"{self.data.name} ({'static binarization' if self.data.name in DATASETS else 'binary'}{deq})"
+        return {"none": f"{self.data.name} ({spec.variant}{deq})",
                 "dynamic": f"{self.data.name} (dynamic binarization{deq})",
                 "static": f"{self.data.name} (static binarization, fixed seed{deq})"}[self.data.binarize]
 
-    def describe_data(self) -> str:
-        from .data import DATASETS
+    def _spec(self):
+        from .data import DATASETS, DatasetSpec
 
-        spec = DATASETS[self.data.name]
+        d = self.data
+        if d.name in DATASETS:
+            return DATASETS[d.name]
+        where = d.data_dir if d.name == "folder" else d.data_file
+        return DatasetSpec(d.name, None, d.image_shape, d.levels, "colour" if d.image_shape[0] == 3 else "grayscale",
+                           f"images from {where}", d.class_names)
+
+    def describe_data(self) -> str:
+        spec = self._spec()
         deq = (f"; uniformly dequantised over its {self.pixel_levels} levels, fresh noise each epoch, one fixed "
                "sample for valid/test") if self.data.dequantize == "uniform" else ""
+        name = self.data.name
+        if name in SOURCES:
+            name = f"{name} '{self.data.data_dir if name == 'folder' else self.data.data_file}'"
+        shape = "x".join(map(str, self.data.image_shape or ()))
+        if self.data.name in SIZED_DATA:
+            name += f", {shape}" + (" (resized and centre-cut)" if self.data.image_size else "")
+        if self.data.name == "array" and self.data.layout:
+            name += f", read as {self.data.layout}"
         if spec.binary:
-            return f"{self.data.name} ({spec.variant}{deq})"
+            return f"{name} ({spec.variant}{deq})"
+        levels = f"{spec.levels} levels" if spec.levels != 256 else "8-bit"
         return {
-            "none": f"{self.data.name} ({spec.variant} in [0, 1], not binarized{deq})",
-            "dynamic": f"{self.data.name} (dynamically binarized: a new Bernoulli sample each epoch; "
+            "none": f"{name} ({spec.variant}, {levels}, not binarized{deq})",
+            "dynamic": f"{name} (dynamically binarized: a new Bernoulli sample each epoch; "
                        f"valid/test use one fixed sample{deq})",
-            "static": f"{self.data.name} (statically binarized once with a fixed seed{deq})",
+            "static": f"{name} (statically binarized once with a fixed seed{deq})",
         }[self.data.binarize]
+
+
+def _image_defaults(data: DataConfig, model: dict[str, Any]) -> dict[str, Any]:
+    """The model settings not given, for images of any size (your folder or array, shapes): the conv
+    networks, and the discretised logistic over 8-bit levels (the Bernoulli for binary arrays), so that
+    nobody binarises their photos by hand."""
+    if data.name not in SIZED_DATA or ("arch" in model and "likelihood" in model):
+        return model
+    model = dict(model)
+    model.setdefault("arch", "conv")
+    if "likelihood" not in model:
+        levels = data.levels
+        if levels is None and data.name in SOURCES:
+            from .data import spec_for
+
+            levels = spec_for(data).levels
+        model["likelihood"] = "bernoulli" if levels == 2 else "logistic"
+    return model
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .bounds import StreamingLogMeanExp, bits_per_dim
+from .data.datasets import to_unit
 from .errors import VaekitError
 from .objectives import ELBO
 
@@ -42,7 +43,7 @@ def elbo_sums(model, x: torch.Tensor, batch_size: int = 1000, n_samples: int = 1
     objective = ELBO(n_samples=n_samples)
     for i in range(0, x.shape[0], batch_size):
         yb = y[i : i + batch_size].to(dev) if y is not None else None
-        t = objective.terms(model, x[i : i + batch_size].to(dev), yb)
+        t = objective.terms(model, to_unit(x[i : i + batch_size].to(dev)), yb)
         totals += torch.stack([t.elbo, t.reconstruction, t.kl]).cpu().double()
     model.train(was_training)
     return totals
@@ -65,7 +66,7 @@ def _nll_per_image(model, x: torch.Tensor, iw_samples: int, batch_size: int, bar
     nll = torch.empty(n, dtype=torch.float64)
     rec_sum = kl_sum = 0.0
     for i in range(0, n, batch_size):
-        xb = x[i : i + batch_size].to(dev)
+        xb = to_unit(x[i : i + batch_size].to(dev))
         yb = y[i : i + batch_size].to(dev) if y is not None else None
         q = model.encode(xb, yb)
         prior = model.prior_given(yb)  # once per batch: the VampPrior runs the encoder on its pseudo-inputs
@@ -171,7 +172,7 @@ def kl_per_dimension(model, x: torch.Tensor, batch_size: int = 1000, y: torch.Te
     total = torch.zeros(model.latent_dim, dtype=torch.float64)
     for i in range(0, x.shape[0], batch_size):
         yb = y[i : i + batch_size] if y is not None else None
-        q = model.encode(x[i : i + batch_size], yb)
+        q = model.encode(to_unit(x[i : i + batch_size]), yb)
         total += model.kl_per_dim(q, y=yb).double().sum(0).cpu()
     return (total / x.shape[0]).float()
 
@@ -182,6 +183,6 @@ def unit_activity(model, x: torch.Tensor, batch_size: int = 1000, y: torch.Tenso
 
     A dimension is usually called active when this exceeds 0.01.
     """
-    means = torch.cat([model.latent_code(x[i : i + batch_size], y[i : i + batch_size] if y is not None else None)
+    means = torch.cat([model.latent_code(to_unit(x[i : i + batch_size]), y[i : i + batch_size] if y is not None else None)
                        for i in range(0, x.shape[0], batch_size)])
     return means.var(dim=0, unbiased=False)

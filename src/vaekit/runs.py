@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import checkpoint as ckpt
 from .config import RunConfig
-from .data import Dataset, load_dataset, prepare
+from .data import Dataset, load_data, prepare, to_unit
 from .errors import DataError, VaekitError
 from .models.likelihoods import BINARY, likelihood_class
 
@@ -29,7 +29,7 @@ RUN_FILES = (ckpt.CONFIG_FILE, ckpt.BEST_FILE, ckpt.LAST_FILE, ckpt.METRICS_FILE
 # settings that only say when to stop: they may change when a run is resumed
 RESUMABLE_CHANGES = ("epochs", "patience", "max_minutes")
 # settings that only say where the data are: they may change on resume, with a note
-WHERE_CHANGES = (("data", "data_dir"),)
+WHERE_CHANGES = (("data", "data_dir"), ("data", "data_file"))
 LOCK_FILE = ".lock"
 
 
@@ -172,7 +172,8 @@ def claim(lock: RunLock, cfg: RunConfig, resume: bool, force: bool, log=lambda m
 def _check_binary(ds: Dataset, cfg: RunConfig) -> None:
     if ds.binary:  # binary by construction (binarized files, or binarized already)
         return
-    odd = ds.x[(ds.x != 0) & (ds.x != 1)]
+    x = to_unit(ds.x)
+    odd = x[(x != 0) & (x != 1)]
     if odd.numel():
         raise DataError(f"the Bernoulli likelihood needs pixels that are 0 or 1, but the {ds.split} split of "
                         f"'{ds.name}' holds values such as {odd[0].item():.3g}; binarize it "
@@ -183,7 +184,9 @@ def load_split(cfg: RunConfig, split: str, image_shape: tuple[int, ...] | None =
                data_dir: str | Path | None = None) -> Dataset:
     """One split as the run saw it: read from the run's data folder (or ``data_dir``), binarized as the
     run was (held-out splits with one fixed sample). ``image_shape``: the model's, checked against the data."""
-    ds = load_dataset(cfg.data.name, split, data_dir or cfg.data.data_dir)
+    data = cfg.data if data_dir is None or data_dir == cfg.data.data_dir else \
+        cfg.override(data={"data_dir": str(data_dir)}).data
+    ds = load_data(data, split)
     if image_shape is not None and tuple(ds.image_shape) != tuple(image_shape):
         raise VaekitError(f"the model was trained on images of shape {tuple(image_shape)} but "
                           f"'{cfg.data.name}' has {tuple(ds.image_shape)}; evaluate on data of the same size")

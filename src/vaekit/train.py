@@ -54,12 +54,15 @@ class RunView:
 def _describe(log, cfg: RunConfig, model: VAE, train_ds: Dataset, valid_ds: Dataset, ctx: Context) -> None:
     log(f"data: {cfg.describe_data()}: {len(train_ds)} train / {len(valid_ds)} valid images")
     m = cfg.model
-    widths = "-".join(map(str, m.hidden))
     if m.arch == "conv":
-        widths = f"conv {'-'.join(map(str, m.channels_per_level))}" + (f"-dense {widths}" if m.hidden else "")
+        shape = "x".join(map(str, train_ds.image_shape))
+        nets = (f"conv {shape}, levels of {'-'.join(map(str, m.channels_per_level))} channels"
+                + (f", dense {'-'.join(map(str, m.hidden))}" if m.hidden else "") + f", latent {m.latent_dim}")
+    else:
+        nets = f"{m.arch} {train_ds.dim}-{'-'.join(map(str, (*m.hidden, m.latent_dim)))}"
     variant = f"{m.variant} ({cfg.data.classes} labels to encoder and decoder), " if m.variant != "vae" else ""
-    log(f"model: {variant}{m.arch} {train_ds.dim}-{widths}-{m.latent_dim}, {model.decoder.likelihood.describe()}, "
-        f"{m.prior} prior (KL in {model.kl_form}), {sum(p.numel() for p in model.parameters()):,} parameters")
+    log(f"model: {variant}{nets}, {model.decoder.likelihood.describe()}, {m.prior} prior (KL in {model.kl_form}), "
+        f"{sum(p.numel() for p in model.parameters()):,} parameters")
     bs = cfg.train.batch_size
     if ctx.distributed:
         log(f"{ctx.world_size} processes on {ctx.device.type}: {bs} images per step in all, "

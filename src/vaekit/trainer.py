@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
 from .config import RunConfig
-from .data import Dataset, binarize, dequantize
+from .data import Dataset, binarize, dequantize, to_unit
 from .distributed import Context, local_rows, shard
 from .errors import CheckpointError, DivergenceError, VaekitError
 from .evaluate import elbo_sums
@@ -88,7 +88,7 @@ def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tens
     for i in range(0, n, batch_size):
         b = min(batch_size, n - i)  # this step's global batch; this rank's share of it follows
         mine = shard(b, world, rank)
-        xb = x[pos : pos + mine.stop - mine.start]
+        xb = to_unit(x[pos : pos + mine.stop - mine.start])  # uint8 images become [0, 1] here, a batch at a time
         terms = step(xb) if y is None else step(xb, y[pos : pos + mine.stop - mine.start])
         pos += mine.stop - mine.start
         loss = objective.loss(terms, b / world)
@@ -139,7 +139,7 @@ class Trainer:
         self.state = TrainerState()
         self.net, self.compile = model, compile
         mine = shard(len(valid_ds), ctx.world_size, ctx.rank)
-        self.valid_x = valid_ds.x[mine].to(ctx.device)
+        self.valid_x = to_unit(valid_ds.x[mine].to(ctx.device))
         self.labels = model.conditional  # labels travel only to a model that has a part conditioned on them
         if self.labels and (train_ds.labels is None or valid_ds.labels is None):
             raise VaekitError(f"this model is conditioned on labels but data set '{train_ds.name}' has none; "
@@ -159,9 +159,11 @@ class Trainer:
         """This epoch's training images (re-binarized if dynamic) and labels (for a conditional model),
         shuffled; this rank's rows only."""
         n, cfg = len(self.train_ds), self.cfg
-        x = binarize(self.train_ds.x, generator=self.data_gen) if cfg.data.binarize == "dynamic" else self.train_ds.x
+        x = self.train_ds.x
+        if cfg.data.binarize == "dynamic":
+            x = binarize(to_unit(x), generator=self.data_gen)
         if cfg.data.dequantize == "uniform":  # fresh noise each epoch, like the dynamic binarization
-            x = dequantize(x, cfg.pixel_levels, generator=self.data_gen)
+            x = dequantize(to_unit(x), cfg.pixel_levels, generator=self.data_gen)
         order = torch.randperm(n, generator=self.data_gen)  # contiguous batches after one shuffle
         if self.ctx.distributed:  # the same shuffle on every rank; each moves only its rows to its device
             order = order[local_rows(n, cfg.train.batch_size, self.ctx.world_size, self.ctx.rank)]

@@ -1,10 +1,11 @@
 """Data: named data sets, file readers, checksummed downloads."""
 
-from .datasets import DATASETS, SPLITS, Dataset, DatasetSpec, binarize, dequantize, load_dataset, prepare
+from .datasets import (DATASETS, SOURCES, SPLITS, Dataset, DatasetSpec, binarize, dequantize, load_data, load_dataset,
+                       prepare, spec_for, to_unit)
 from .download import Resource, default_cache_dir, fetch
 from .readers import read_amat, read_idx
 
 __all__ = [
-    "DATASETS", "SPLITS", "Dataset", "DatasetSpec", "Resource", "binarize", "default_cache_dir", "dequantize",
-    "fetch", "load_dataset", "prepare", "read_amat", "read_idx",
+    "DATASETS", "SOURCES", "SPLITS", "Dataset", "DatasetSpec", "Resource", "binarize", "default_cache_dir",
+    "dequantize", "fetch", "load_data", "load_dataset", "prepare", "read_amat", "read_idx", "spec_for", "to_unit",
 ]

@@ -27,6 +27,7 @@ from ..errors import DataError, VaekitError, unknown_name
 from .download import Resource, default_cache_dir, fetch
 from .readers import read_amat, read_idx
 from .shapes import SHAPE_NAMES, load_shapes
+from .shapes import SIDE as SHAPES_SIDE
 
 SPLITS = ("train", "valid", "test")
 _SPLIT_SEED = 0  # fixed: splits of the embedded sets never depend on the training seed
@@ -34,15 +35,17 @@ _SPLIT_SEED = 0  # fixed: splits of the embedded sets never depend on the traini
 
 @dataclass
 class Dataset:
-    """Images of one split held in memory as a float tensor, with labels if known."""
+    """Images of one split held in memory, with labels if known: float32 in [0, 1], or uint8 (0..255, the
+    user's own images, kept small and converted per batch by :func:`to_unit`)."""
 
-    x: torch.Tensor  # [N, C, H, W] float32 in [0, 1]
+    x: torch.Tensor  # [N, C, H, W] float32 in [0, 1], or uint8 in 0..255
     labels: torch.Tensor | None  # [N] int64
     image_shape: tuple[int, int, int]  # (C, H, W)
     name: str
     split: str
     levels: int  # distinct pixel values: 2 for binary images, 256 for 8-bit ones, 17 for digits
     dequantized: bool = False  # levels spread uniformly over their bins (x no longer on the levels)
+    class_names: tuple[str, ...] | None = None
 
     @property
     def binary(self) -> bool:
@@ -168,6 +171,7 @@ def _load_binarized(split: str, data_dir: Path | None, download: bool):
 
 
 _DIGITS = tuple(str(i) for i in range(10))
+SOURCES = ("folder", "array")  # the user's own images: data/user.py
 
 DATASETS: dict[str, DatasetSpec] = {
     s.name: s
@@ -215,7 +219,44 @@ def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = 
         raise DataError(f"data set '{name}' split '{split}': images of shape {tuple(images.shape[1:])}, "
                         f"expected {spec.image_shape}")
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64)) if labels is not None else None
-    return Dataset(x, y, spec.image_shape, name, split, spec.levels)
+    return Dataset(x, y, spec.image_shape, name, split, spec.levels, class_names=spec.class_names)
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """Pixels as float32 in [0, 1]: uint8 images (0..255) are divided by 255, float ones pass unchanged."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+
+
+def spec_for(data) -> DatasetSpec:
+    """The :class:`DatasetSpec` of a :class:`~vaekit.config.DataConfig`: a named set's, or one made for the
+    user's folder or array (``data.name`` in ``folder``, ``array``) from a scan of it."""
+    if data.name not in SOURCES:
+        return DATASETS[data.name]
+    from .user import source_spec
+
+    src = source_spec(data)
+    colour = "colour" if src.image_shape[0] == 3 else "grayscale"
+    return DatasetSpec(data.name, _no_loader, src.image_shape, src.levels, colour,
+                       f"{src.n_files:,} images from {src.where}", src.class_names)
+
+
+def _no_loader(split, data_dir, download):  # the sources load through load_data
+    raise AssertionError("load the user's data with load_data(data_config, split)")
+
+
+def load_data(data, split: str, progress: bool | None = None) -> Dataset:
+    """One split of the data a :class:`~vaekit.config.DataConfig` names: a named set, a folder or an array."""
+    if data.name in SOURCES:
+        from .user import load_source
+
+        if split not in SPLITS:
+            raise unknown_name("split", split, SPLITS, sort=False)
+        return load_source(data, split, progress)
+    if data.name == "shapes" and data.image_size and data.image_size[0] != SHAPES_SIDE:
+        x, y = load_shapes(split, side=data.image_size[0])
+        return Dataset(torch.from_numpy(x), torch.from_numpy(y), tuple(x.shape[1:]), data.name, split, 256,
+                       class_names=SHAPE_NAMES)
+    return load_dataset(data.name, split, data.data_dir)
 
 
 def binarize(x: torch.Tensor, seed: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -248,8 +289,10 @@ def prepare(ds: Dataset, mode: str, seed: int = 0, dequantize_mode: str = "none"
     """
     split_seed = {"train": 1, "valid": 2, "test": 3}[ds.split] + 1000 * seed
     if mode != "none" and not ds.binary:
-        ds = Dataset(binarize(ds.x, split_seed), ds.labels, ds.image_shape, ds.name, ds.split, 2)
+        ds = Dataset(binarize(to_unit(ds.x), split_seed), ds.labels, ds.image_shape, ds.name, ds.split, 2,
+                     class_names=ds.class_names)
     if dequantize_mode == "uniform":  # one fixed noise sample per split, as for the binarization
-        x = dequantize(ds.x, ds.levels, seed=split_seed + 500)
-        ds = Dataset(x, ds.labels, ds.image_shape, ds.name, ds.split, ds.levels, dequantized=True)
+        x = dequantize(to_unit(ds.x), ds.levels, seed=split_seed + 500)
+        ds = Dataset(x, ds.labels, ds.image_shape, ds.name, ds.split, ds.levels, dequantized=True,
+                     class_names=ds.class_names)
     return ds

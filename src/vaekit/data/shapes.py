@@ -78,9 +78,10 @@ def render_shapes(factors: np.ndarray, side: int = SIDE, chunk: int = 500) -> np
     return out
 
 
-def load_shapes(split: str, data_dir: Path | None = None, download: bool = True):
-    """The loader of the ``shapes`` data set: images ``[N, 3, 32, 32]`` in [0, 1] and the shape labels."""
+def load_shapes(split: str, data_dir: Path | None = None, download: bool = True, side: int = SIDE):
+    """The loader of the ``shapes`` data set: images ``[N, 3, side, side]`` in [0, 1] and the shape labels
+    (``side`` 64: the same shapes drawn at 64x64, ``--image-size 64``)."""
     factors = shapes_factors()
     start = {"train": 0, "valid": SIZES["train"], "test": SIZES["train"] + SIZES["valid"]}[split]
     f = factors[start : start + SIZES[split]]
-    return render_shapes(f).astype(np.float32) / 255.0, f[:, 0].astype(np.int64)
+    return render_shapes(f, side).astype(np.float32) / 255.0, f[:, 0].astype(np.int64)

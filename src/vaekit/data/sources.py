@@ -145,16 +145,6 @@ def open_image(path: Path, channels: int | None, background: tuple[int, int, int
     return im.convert("RGB")
 
 
-def image_size_of(path: Path) -> tuple[int, int]:
-    """(height, width) of an image file, orientation applied, without decoding its pixels."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        w, h = im.size
-        orientation = im.getexif().get(0x0112, 1)
-    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
-
-
 def decode_images(files: list[Path], size: tuple[int, int] | None, channels: int | None,
                   background: tuple[int, int, int] = (255, 255, 255), skip_bad: bool = False,
                   progress: bool = False) -> tuple[np.ndarray, list[int], list[Path]]:

@@ -68,7 +68,7 @@ def write_figures(run_dir: str | Path, model=None, data=None, kinds: Iterable[st
     the two with the largest KL).
     """
     from ..checkpoint import load, load_run_config, read_metrics
-    from ..data import DATASETS
+    from ..data import to_unit
     from ..evaluate import kl_per_dimension, unit_activity
     from ..runs import load_split
 
@@ -94,6 +94,7 @@ def write_figures(run_dir: str | Path, model=None, data=None, kinds: Iterable[st
     written: dict[str, Path] = {}
     kl_dims = activity = None
     y = data.labels if data is not None and getattr(model, "conditional", False) else None
+    xs = to_unit(data.x[:SCATTER_MAX]) if data is not None else None  # what the figures show, in [0, 1]
     if data is not None and any(k in kinds for k in ("manifold", "kl", "report")):
         kl_dims, activity = kl_per_dimension(model, data.x, y=y), unit_activity(model, data.x, y=y)
     note = config.short_data()
@@ -107,21 +108,25 @@ def write_figures(run_dir: str | Path, model=None, data=None, kinds: Iterable[st
                 continue
             why = "" if model.latent_dim == 2 or dims else "the two dims with the largest KL"
             if getattr(model, "conditional", False):
-                names = DATASETS[data.name].class_names if data is not None else None
+                names = data.class_names if data is not None else None
                 save_figure(manifold_per_label_figure(model, 10, pair, note=why, class_names=names), path)
             else:
                 save_figure(manifold_figure(model, 20, pair, note=why), path)
         elif kind == "scatter":
             n = min(len(data), SCATTER_MAX)
             labels = data.labels[:n] if data.labels is not None else None
-            names = DATASETS[data.name].class_names
-            save_figure(scatter_figure(model, data.x[:n], labels, projection, names, title_note=note), path)
+            names = data.class_names
+            save_figure(scatter_figure(model, xs[:n], labels, projection, names, title_note=note), path)
         elif kind == "recon":
-            save_reconstructions(model, data.x, path, y=y)
+            save_reconstructions(model, xs, path, y=y)
         elif kind == "samples":
             save_samples(model, path)
         elif kind == "interpolation":
-            save_figure(interpolation_figure(model, data.x, y=y), path)
+            if len(xs) < 2:
+                if log:
+                    log("interpolation: skipped, the valid split holds fewer than two images")
+                continue
+            save_figure(interpolation_figure(model, xs, y=y), path)
         elif kind == "curves":
             if not history:
                 if log:

@@ -27,8 +27,8 @@ def project_2d(z: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.nd
     """A 2-D view of codes ``[N, L]``: the codes themselves for L <= 2, else PCA or t-SNE."""
     if z.shape[1] == 1:
         return np.stack([z[:, 0], np.zeros(len(z))], 1), ("z[0]", "(none)")
-    if z.shape[1] == 2:
-        return z, ("z[0]", "z[1]")
+    if z.shape[1] == 2 or len(z) < 3:  # two dimensions, or too few points to project: the first two as they are
+        return z[:, :2], ("z[0]", "z[1]")
     if method == "pca":
         from sklearn.decomposition import PCA
 
