@@ -135,7 +135,8 @@ class DataConfig:
                                     default_text="uniform with a density (gaussian, gaussian-learned, "
                                                  "continuous-bernoulli), none otherwise")
     data_file: str | None = option(None, "--data array: a .npy file of images, or .npz with x (images) and "
-                                         "optionally y (labels); uint8 0..255 or floats in [0, 1]", metavar="FILE")
+                                         "optionally y (labels); uint8 0..255 or floats in [0, 1]", metavar="FILE",
+                                   default_text="none")
     layout: str | None = option(None, "--data array: the array's layout", choices=ARRAY_LAYOUTS,
                                 default_text="detected from the shape and printed")
     image_size: tuple[int, ...] | None = option(None, "your images (folder, array, shapes): resize so they cover N x N "
@@ -146,7 +147,8 @@ class DataConfig:
     valid_fraction: float = option(0.1, "data without a valid split (a folder without valid/, an array): the share "
                                         "held out, by a fixed-seed shuffle")
     test_fraction: float = option(0.1, "data without a test split: the share held out for it")
-    background: str = option("white", "what shows through transparent pixels: white, black, grey or #rrggbb")
+    background: str = option("white", "what shows through transparent pixels: white, black, grey or #rrggbb",
+                             metavar="COLOUR")
     skip_bad_images: bool = option(False, "leave unreadable image files out (counted and named) instead of stopping")
     image_shape: tuple[int, int, int] | None = None  # (C, H, W); resolved from the data set and saved
     levels: int | None = None  # distinct pixel values of the stored data (2: binary); resolved and saved
