@@ -113,7 +113,7 @@ def samples_figure(model, n: int = 64, seed: int = 0, label: int | None = None) 
 def reconstructions_figure(model, x: torch.Tensor, n: int = 32, y: torch.Tensor | None = None) -> Figure:
     """Inputs (odd rows) above their reconstructions (even rows); ``y``: their labels, for a conditional model."""
     x = x[:n]
-    recon = model.reconstruct(x, y[:n] if y is not None else None)
+    recon = model.reconstruct(x, y[:n]) if y is not None else model.reconstruct(x)
     cols = min(16, x.shape[0])
     pairs = []
     for i in range(0, x.shape[0], cols):
@@ -162,7 +162,8 @@ def manifold_images(model, n: int = 20, dims: tuple[int, int] = (0, 1),
     y = None
     if getattr(model, "conditional", False):
         y = torch.full((n * n,), int(label or 0), dtype=torch.long, device=anchor.device)
-    return model.decode(z.reshape(n * n, -1).to(anchor), y).mean, vi
+    z = z.reshape(n * n, -1).to(anchor)
+    return (model.decode(z, y) if y is not None else model.decode(z)).mean, vi
 
 
 def manifold_figure(model, n: int = 20, dims: tuple[int, int] = (0, 1), note: str = "") -> Figure:
@@ -243,7 +244,10 @@ def interpolation_figure(model, x: torch.Tensor, pairs: int = 5, steps: int = 10
     a_img, b_img = x[:pairs], x[pairs : 2 * pairs]
     y_a = y[:pairs] if y is not None else None
     y_b = y[pairs : 2 * pairs] if y is not None else None
-    mu_a, mu_b = model.latent_code(a_img, y_a), model.latent_code(b_img, y_b)
+    if y is not None:
+        mu_a, mu_b = model.latent_code(a_img, y_a), model.latent_code(b_img, y_b)
+    else:
+        mu_a, mu_b = model.latent_code(a_img), model.latent_code(b_img)
     y_path = y_a.repeat_interleave(steps) if y_a is not None else None
     t = torch.linspace(0, 1, steps).to(mu_a)
     _, h, w = model.image_shape
@@ -252,7 +256,8 @@ def interpolation_figure(model, x: torch.Tensor, pairs: int = 5, steps: int = 10
     axes = fig.subplots(1, 2)
     for ax, (name, path) in zip(axes, (("linear", lerp), ("spherical", slerp))):
         z = path(mu_a, mu_b, t)  # [P, T, L]
-        dec = model.decode(z.reshape(pairs * steps, -1), y_path).mean.reshape(pairs, steps, -1)
+        z = z.reshape(pairs * steps, -1)
+        dec = (model.decode(z, y_path) if y_path is not None else model.decode(z)).mean.reshape(pairs, steps, -1)
         rows = torch.cat([a_img.reshape(pairs, 1, -1), dec, b_img.reshape(pairs, 1, -1)], dim=1)  # [P, T+2, D]
         grid = image_grid(rows.reshape(pairs * (steps + 2), -1), model.image_shape, nrow=steps + 2)
         show(ax, grid)
