@@ -5,11 +5,13 @@ The torchrun tests start real processes (`python -m torch.distributed.run --stan
 """
 
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -235,3 +237,23 @@ def test_one_process_resumes_a_two_process_run_and_says_so(runs, tmp_path):
     assert code == 0, err
     assert "saved by 2 process(es) and resumes with 1" in out
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 4
+
+
+def test_your_own_images_train_under_torchrun(tmp_path):
+    """A folder of colour PNGs (uint8 in memory, converted per batch on each rank) with two processes."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in ("red", "blue"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in range(20):
+            a = np.zeros((8, 8, 3), np.uint8)
+            a[..., 0 if c == "red" else 2] = rng.integers(60, 255)
+            Image.fromarray(a).save(tmp_path / "imgs" / c / f"{i}.png")
+    args = ("train", "--data", "folder", "--data-dir", str(tmp_path / "imgs"), "--epochs", "2", "--batch-size", "8",
+            "--conv-channels", "4", "--hidden", "0", "--no-plots", "--no-progress")
+    code, out, err = torchrun(*args, "--out", str(tmp_path / "two"))
+    assert code == 0, err
+    assert "2 processes on cpu" in out and "3x8x8" in out
+    rows = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(math.isfinite(r["valid_elbo"]) for r in rows)
