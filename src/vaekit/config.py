@@ -411,26 +411,17 @@ class RunConfig:
         """The data's spec. The user's folder or array is scanned only while something about it is unresolved
         (a saved run knows its image shape, levels, classes and digest, and keeps working without the data);
         the scan's findings are saved with the run."""
-        from .data import DATASETS, DatasetSpec, spec_for
-
         d = self.data
-        if d.name not in SOURCES:
-            return DATASETS[d.name]
-        if d.image_shape is None or d.levels is None or d.digest is None:
-            from .data.user import source_spec
+        if d.name in SOURCES and (d.image_shape is None or d.levels is None or d.digest is None):
+            from .data.user import check_unchanged, source_spec
 
             src = source_spec(d)
-            if d.digest is not None and d.digest != src.digest:  # a saved run: it keeps what it recorded
-                src = None
-            if src is not None:
-                object.__setattr__(self, "data", dataclasses.replace(
-                    d, image_shape=d.image_shape or src.image_shape, levels=d.levels or src.levels,
-                    classes=len(src.class_names) if src.class_names else None, class_names=src.class_names,
-                    digest=src.digest, n_files=src.n_files, layout=d.layout or src.layout))
-                return spec_for(self.data)
-        d = self.data
-        return DatasetSpec(d.name, None, d.image_shape, d.levels, "colour" if d.image_shape[0] == 3 else "grayscale",
-                           f"{d.n_files or 'your'} images", d.class_names)
+            check_unchanged(d, src)  # a digest given with unresolved fields must still match
+            object.__setattr__(self, "data", dataclasses.replace(
+                d, image_shape=d.image_shape or src.image_shape, levels=d.levels or src.levels,
+                classes=len(src.class_names) if src.class_names else None, class_names=src.class_names,
+                digest=src.digest, n_files=src.n_files, layout=d.layout or src.layout))
+        return self._spec()
 
     @property
     def pixel_levels(self) -> int:
@@ -554,9 +545,9 @@ def _image_defaults(data: DataConfig, model: dict[str, Any]) -> dict[str, Any]:
     if "likelihood" not in model:
         levels = data.levels
         if levels is None and data.name in SOURCES:
-            from .data import spec_for
+            from .data.user import source_spec
 
-            levels = spec_for(data).levels
+            levels = source_spec(data).levels
         model["likelihood"] = "bernoulli" if levels == 2 else "logistic"
     return model
 

@@ -70,7 +70,7 @@ def _nll_per_image(model, x: torch.Tensor, iw_samples: int, batch_size: int, bar
         yb = y[i : i + batch_size].to(dev) if y is not None else None
         q = model.encode(xb, yb)
         prior = model.prior_given(yb)  # once per batch: the VampPrior runs the encoder on its pseudo-inputs
-        kl_sum += float(model.kl(q, y=yb).sum())
+        kl_sum += float(model.kl(q, y=yb, prior=prior).sum())
         acc = StreamingLogMeanExp()
         rec_b = torch.zeros(xb.shape[0], dtype=torch.float64)
         for k in range(0, iw_samples, chunk):

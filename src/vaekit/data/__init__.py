@@ -1,11 +1,11 @@
 """Data: named data sets, file readers, checksummed downloads."""
 
 from .datasets import (DATASETS, SOURCES, SPLITS, Dataset, DatasetSpec, binarize, dequantize, load_data, load_dataset,
-                       prepare, spec_for, to_unit)
+                       prepare, to_unit)
 from .download import Resource, default_cache_dir, fetch
 from .readers import read_amat, read_idx
 
 __all__ = [
     "DATASETS", "SOURCES", "SPLITS", "Dataset", "DatasetSpec", "Resource", "binarize", "default_cache_dir",
-    "dequantize", "fetch", "load_data", "load_dataset", "prepare", "read_amat", "read_idx", "spec_for", "to_unit",
+    "dequantize", "fetch", "load_data", "load_dataset", "prepare", "read_amat", "read_idx", "to_unit",
 ]

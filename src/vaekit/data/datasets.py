@@ -227,23 +227,6 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
     return x.float().div_(255.0) if x.dtype == torch.uint8 else x
 
 
-def spec_for(data) -> DatasetSpec:
-    """The :class:`DatasetSpec` of a :class:`~vaekit.config.DataConfig`: a named set's, or one made for the
-    user's folder or array (``data.name`` in ``folder``, ``array``) from a scan of it."""
-    if data.name not in SOURCES:
-        return DATASETS[data.name]
-    from .user import source_spec
-
-    src = source_spec(data)
-    colour = "colour" if src.image_shape[0] == 3 else "grayscale"
-    return DatasetSpec(data.name, _no_loader, src.image_shape, src.levels, colour,
-                       f"{src.n_files:,} images from {src.where}", src.class_names)
-
-
-def _no_loader(split, data_dir, download):  # the sources load through load_data
-    raise AssertionError("load the user's data with load_data(data_config, split)")
-
-
 def load_data(data, split: str, progress: bool | None = None) -> Dataset:
     """One split of the data a :class:`~vaekit.config.DataConfig` names: a named set, a folder or an array."""
     if data.name in SOURCES:

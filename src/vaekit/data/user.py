@@ -86,39 +86,23 @@ def _stamp(path: Path):
         return None
 
 
-def _carve(n: int, dc) -> dict[str, np.ndarray]:
-    return split_indices(n, dc.valid_fraction, dc.test_fraction, SPLIT_SEED)
-
-
 def _scan_folder(dc) -> Source:
     root = Path(dc.data_dir)
     scan = scan_folder(root)
     files = scan.all_files()
     digest = files_digest(files, root)
+    # train/ (or the whole folder) is the pool; a split without its own folder is cut from it, fixed seed
+    pool_key = "train" if scan.has_splits else "all"
+    pool = scan.files[pool_key]
+    cut = split_indices(len(pool), 0.0 if "valid" in scan.files else dc.valid_fraction,
+                        0.0 if "test" in scan.files else dc.test_fraction, SPLIT_SEED)
     splits: dict[str, list[Path]] = {}
     labels: dict[str, list[int]] | None = {} if scan.labels is not None else None
-    if scan.has_splits:
-        pool, pool_labels = scan.files["train"], (scan.labels or {}).get("train")
-        missing = [s for s in ("valid", "test") if s not in scan.files]
-        cut = split_indices(len(pool), dc.valid_fraction if "valid" in missing else 0.0,
-                            dc.test_fraction if "test" in missing else 0.0, SPLIT_SEED) if missing else \
-            {"train": np.arange(len(pool))}
-        for s in ("train", "valid", "test"):
-            if s in scan.files and s != "train":
-                splits[s] = scan.files[s]
-                if labels is not None:
-                    labels[s] = scan.labels[s]
-            elif s in cut:
-                splits[s] = [pool[i] for i in cut[s]]
-                if labels is not None:
-                    labels[s] = [pool_labels[i] for i in cut[s]]
-    else:
-        pool = scan.files["all"]
-        cut = _carve(len(pool), dc)
-        for s in ("train", "valid", "test"):
-            splits[s] = [pool[i] for i in cut[s]]
-            if labels is not None:
-                labels[s] = [scan.labels["all"][i] for i in cut[s]]
+    for s in ("train", "valid", "test"):
+        own = s != "train" and s in scan.files
+        splits[s] = scan.files[s] if own else [pool[i] for i in cut[s]]
+        if labels is not None:
+            labels[s] = scan.labels[s] if own else [scan.labels[pool_key][i] for i in cut[s]]
     (h, w), channels = _first_image(splits["train"], dc)
     if dc.image_size is not None:
         h, w = _size(dc)
@@ -155,7 +139,7 @@ def _scan_array(dc) -> Source:
     if dc.image_size is not None and (x.shape[2], x.shape[3]) != _size(dc):
         x = _resize_array(x, *_size(dc))
     digest = hashlib.sha256(f"{path.name}\t{path.stat().st_size}\t{layout}".encode()).hexdigest()[:16]
-    cut = _carve(len(x), dc)
+    cut = split_indices(len(x), dc.valid_fraction, dc.test_fraction, SPLIT_SEED)
     names = tuple(str(i) for i in range(int(y.max()) + 1)) if y is not None else None
     labels = {s: y[idx] for s, idx in cut.items()} if y is not None else None
     return Source("array", tuple(x.shape[1:]), levels, names, digest, len(x), cut, labels, str(path), array=x,

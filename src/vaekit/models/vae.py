@@ -98,9 +98,11 @@ class VAE(nn.Module):
         with torch.no_grad():
             return "closed form" if isinstance(self.prior(), DiagonalNormal) else "Monte Carlo"
 
-    def kl(self, q: DiagonalNormal, z: torch.Tensor | None = None, y: torch.Tensor | None = None) -> torch.Tensor:
-        """KL(q || p): analytic when both are Gaussian, else a Monte Carlo estimate from ``z``."""
-        p = self.prior_given(y)
+    def kl(self, q: DiagonalNormal, z: torch.Tensor | None = None, y: torch.Tensor | None = None,
+           prior=None) -> torch.Tensor:
+        """KL(q || p): analytic when both are Gaussian, else a Monte Carlo estimate from ``z``. ``prior``: p(z)
+        when the caller has it already (as in :meth:`log_weights`)."""
+        p = prior if prior is not None else self.prior_given(y)
         if isinstance(q, DiagonalNormal) and isinstance(p, DiagonalNormal):
             return q.kl(p)
         if z is None:
