@@ -63,10 +63,11 @@ def render_frame(grid: np.ndarray, label: str, width: int = 360) -> Image.Image:
         mode, white, black = "L", 255, 0
     scale = max(1, round(width / img.width))
     img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    header = 24
-    frame = Image.new(mode, (img.width, img.height + header), white)
-    frame.paste(img, (0, header))
-    ImageDraw.Draw(frame).text((5, 4), label, fill=black, font=_font(14))
+    header, font = 24, _font(14)
+    text_width = int(ImageDraw.Draw(Image.new(mode, (1, 1))).textlength(label, font=font)) + 10
+    frame = Image.new(mode, (max(img.width, text_width), img.height + header), white)  # the label never cut off
+    frame.paste(img, ((frame.width - img.width) // 2, header))
+    ImageDraw.Draw(frame).text((5, 4), label, fill=black, font=font)
     return frame
 
 
@@ -103,7 +104,14 @@ def write_gif(frames: list[Path], out: str | Path, duration_ms: int = 150, hold_
     if not frames:
         raise FileNotFoundError("no frames to animate; train with plots on (not --no-plots)")
     images = [Image.open(p) for p in frames]
-    images = [im.convert("RGB" if any(i.mode == "RGB" for i in images) else "L") for im in images]
+    mode = "RGB" if any(i.mode == "RGB" for i in images) else "L"
+    size = (max(i.width for i in images), max(i.height for i in images))  # a longer label can widen a frame
+    canvases = []
+    for im in images:
+        canvas = Image.new(mode, size, (255, 255, 255) if mode == "RGB" else 255)
+        canvas.paste(im.convert(mode), (0, 0))
+        canvases.append(canvas)
+    images = canvases
     durations = [duration_ms] * (len(images) - 1) + [hold_last_ms]
     buf = io.BytesIO()
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
