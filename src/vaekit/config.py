@@ -462,8 +462,10 @@ class RunConfig:
                 parts[key] = _SECTIONS[key](**value)
             except TypeError as e:  # e.g. a non-comparable type slipping through
                 raise VaekitError(f"{source}: bad value in [{key}]: {e}") from None
-        if "model" not in parts and "data" in parts and _image_defaults(parts["data"], {}):
-            parts["model"] = ModelConfig(**_image_defaults(parts["data"], {}))
+        if "model" not in parts and "data" in parts:
+            defaults = _image_defaults(parts["data"], {})
+            if defaults:
+                parts["model"] = ModelConfig(**defaults)
         return cls(**parts)
 
     def override(self, **sections: dict[str, Any]) -> "RunConfig":
