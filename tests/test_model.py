@@ -49,3 +49,25 @@ def test_gaussian_likelihood_model():
     assert torch.isfinite(t.elbo).all()
     # with sigma=0.5 a perfect fit would have log p = -D log(0.5 sqrt(2 pi)) > 0 per image
     assert model.sample(2).shape == (2, 1, 2, 2)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "gated-mlp"])
+def test_dropout_acts_while_training_only_and_is_refused_for_conv(arch):
+    from vaekit.errors import VaekitError
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch=arch, latent_dim=3, hidden=(32, 16), dropout=0.5), (1, 4, 4))
+    assert sum(isinstance(m, torch.nn.Dropout) for m in model.modules()) == 4  # after each hidden layer, both nets
+    plain = build_model(ModelConfig(arch=arch, latent_dim=3, hidden=(32, 16)), (1, 4, 4))
+    assert not any(isinstance(m, torch.nn.Dropout) for m in plain.modules())  # 0: the same modules as before
+    x = torch.bernoulli(torch.full((8, 16), 0.3))
+    model.train()
+    a, b = model.encode(x).mu, model.encode(x).mu
+    assert not torch.equal(a, b)  # units dropped at random
+    model.eval()
+    a, b = model.encode(x).mu, model.encode(x).mu
+    assert torch.equal(a, b)
+    with pytest.raises(VaekitError, match="dropout is for the MLP networks"):
+        ModelConfig(arch="conv", dropout=0.1)
+    with pytest.raises(VaekitError, match=r"dropout must be in \[0, 1\)"):
+        ModelConfig(dropout=1.0)

@@ -206,7 +206,7 @@ def test_early_stopping_and_time_budget(tmp_path):
 
 
 def test_bf16_training_keeps_float32_weights_and_numbers(tmp_path):
-    res32 = vaekit.train(cfg(epochs=3), tmp_path / "a", progress=False, log=quiet)
+    res32 = vaekit.train(cfg(epochs=3, precision="fp32"), tmp_path / "a", progress=False, log=quiet)
     res16 = vaekit.train(cfg(epochs=3, precision="bf16"), tmp_path / "b", progress=False, log=quiet)
     assert all(p.dtype == torch.float32 for p in res16.model.parameters())
     assert json.loads((tmp_path / "b" / "config.json").read_text())["train"]["precision"] == "bf16"
@@ -214,6 +214,54 @@ def test_bf16_training_keeps_float32_weights_and_numbers(tmp_path):
     assert abs(a - b) < 1.0, (a, b)  # same model and data, products in bfloat16: close, not equal
     with pytest.raises(VaekitError, match="did you mean 'bf16'"):
         cfg(precision="bf61")
+
+
+@pytest.mark.parametrize("flags,expected", [({"fpu", "avx512f", "avx512_bf16"}, "bf16"), ({"amx_bf16", "sse2"}, "bf16"),
+                                            ({"avx512f", "avx2"}, "fp32"), (set(), "fp32")])
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_it_natively(monkeypatch, flags, expected):
+    from vaekit import trainer
+
+    monkeypatch.setattr(trainer, "_cpu_flags", lambda: flags)
+    precision, why = trainer.auto_precision("cpu")
+    assert precision == expected and why
+    assert trainer.auto_precision("meta")[0] == "fp32"  # a device it knows nothing of: float32
+
+
+def test_auto_precision_is_saved_resolved_and_a_resumed_run_keeps_what_it_was_saved_with(tmp_path, monkeypatch):
+    from vaekit import trainer
+
+    lines = []
+    monkeypatch.setattr(trainer, "_cpu_flags", lambda: set())
+    assert cfg().train.precision == "auto"  # the default
+    vaekit.train(cfg(epochs=1), tmp_path / "r", progress=False, log=lines.append)
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["precision"] == "fp32"
+    assert "precision: fp32 (auto: no native bf16 found on this CPU)" in lines
+    monkeypatch.setattr(trainer, "_cpu_flags", lambda: {"avx512_bf16"})  # the same run resumed on another CPU
+    lines.clear()
+    res = vaekit.train(cfg(epochs=2), tmp_path / "r", resume=True, progress=False, log=lines.append)
+    assert [h["epoch"] for h in res.history] == [1, 2]
+    assert "precision: fp32 (auto: as saved when the run started)" in lines
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["precision"] == "fp32"
+    vaekit.train(cfg(epochs=1), tmp_path / "n", progress=False, log=quiet)  # a new run there: bf16
+    assert json.loads((tmp_path / "n" / "config.json").read_text())["train"]["precision"] == "bf16"
+    with pytest.raises(VaekitError, match="train.precision"):  # an explicit, different precision is refused
+        vaekit.train(cfg(epochs=3, precision="fp32"), tmp_path / "n", resume=True, progress=False, log=quiet)
+
+
+def test_auto_compile_only_where_it_was_measured_to_pay(monkeypatch):
+    from vaekit import trainer
+
+    big = trainer.COMPILE_MIN_IMAGES
+    monkeypatch.setattr(trainer.shutil, "which", lambda name: "/usr/bin/" + name)
+    assert trainer.auto_compile("bf16", "cpu", big)[0]
+    assert trainer.auto_compile("fp16", "cpu", 2 * big)[0]
+    off = [trainer.auto_compile("fp32", "cpu", 10 * big), trainer.auto_compile("bf16", "cpu", big - 1),
+           trainer.auto_compile("bf16", "meta", big)]
+    assert not any(on for on, _ in off) and all(why for _, why in off)
+    assert "under the 5,000,000" in off[1][1]
+    monkeypatch.setattr(trainer.shutil, "which", lambda name: None)
+    on, why = trainer.auto_compile("bf16", "cpu", big)
+    assert not on and "no C++ compiler" in why
 
 
 def test_compiled_bf16_training_runs_and_resumes(tmp_path):
@@ -229,7 +277,7 @@ def test_fp16_with_a_gradient_scaler_matches_fp32_and_resumes_exactly(tmp_path):
     """float16 products (CPU autocast here; meant for GPUs without bf16) with a gradient
     scaler: float32 weights, an ELBO close to float32's, and the scaler's state in
     last.safetensors so that resume is exact."""
-    res32 = vaekit.train(cfg(epochs=3), tmp_path / "a", progress=False, log=quiet)
+    res32 = vaekit.train(cfg(epochs=3, precision="fp32"), tmp_path / "a", progress=False, log=quiet)
     res16 = vaekit.train(cfg(epochs=3, precision="fp16"), tmp_path / "b", progress=False, log=quiet)
     assert all(p.dtype == torch.float32 for p in res16.model.parameters())
     a, b = res32.history[-1]["valid_elbo"], res16.history[-1]["valid_elbo"]

@@ -60,9 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     for section, key, flag, kw in cli_options():  # each declared once, beside its config field
         groups[section].add_argument(flag, dest=f"{section}.{key}", **kw)
     g = groups["train"]
-    g.add_argument("--compile", action="store_true",
-                   help="compile the training step with torch.compile (needs a C++ compiler; 5-15 s once; "
-                        "about +20%% with --precision bf16 on a 2-core CPU, no gain measured in fp32)")
+    g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="compile the training step with torch.compile (needs a C++ compiler on a CPU; seconds, "
+                        "once; about +20%% with bf16 on a 2-core CPU, no gain measured in fp32). Default: on for "
+                        "bf16/fp16 runs of 5 million images or more (epochs x training images), where it pays")
     g.add_argument("--device", choices=DEVICES, default="auto",
                    help="where to train: auto picks cuda, then mps, then cpu; under torchrun each process takes "
                         "the GPU of its local rank (default: auto)")
@@ -184,9 +185,9 @@ def cmd_train(a) -> int:
 
         callbacks.append(TensorBoard())
     ctx = setup(a.device)
-    if a.resume and ctx.is_main and (a.compile or a.device != "auto"):
+    if a.resume and ctx.is_main and (a.compile is not None or a.device != "auto"):
         how = ", ".join(x for x in (f"--device {a.device}" if a.device != "auto" else "",
-                                    "--compile" if a.compile else "") if x)
+                                    {True: "--compile", False: "--no-compile", None: ""}[a.compile]) if x)
         print(f"note: {how} says only where or how fast the run goes on; it is not part of the saved settings",
               flush=True)
     # under torchrun every process needs the same folder: rank 0's clock names it

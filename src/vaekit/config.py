@@ -29,7 +29,7 @@ SIGMA_MIN = 0.003  # the learned Gaussian's floor: best of 0.0003-0.1 on mnist-5
 OPTIMIZERS = ("adam", "sgd")
 OBJECTIVES = ("elbo", "iwae")
 LR_SCHEDULES = ("constant", "cosine")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SOURCES = ("folder", "array")  # the user's own images (data/user.py)
 SIZED_DATA = ("folder", "array", "shapes")  # data that --image-size resizes
 ARRAY_LAYOUTS = ("NHW", "NHWC", "NCHW")
@@ -232,6 +232,9 @@ class ModelConfig:
     hidden: tuple[int, ...] = option((400,), "hidden layer widths of the MLP encoder (of the conv networks: the dense "
                                              "layers between the last level and z; give 0 for none); the decoder "
                                              "mirrors them", nargs="+")
+    dropout: float = option(0.0, "MLP networks: dropout after every hidden layer of encoder and decoder while "
+                                 "training, against overfitting (none at evaluation)", metavar="P",
+                            default_text="0, none")
     conv_channels: tuple[int, ...] = option((32, 64), "conv networks: channels of each level, each level halving "
                                                       "the height and width (one number with --conv-levels: doubled "
                                                       "at each level)", nargs="+", metavar="C")
@@ -268,6 +271,9 @@ class ModelConfig:
                f"latent_dim must be a whole number >= 1, got {self.latent_dim!r}")
         _check(isinstance(self.hidden, tuple) and all(_is_int(h) and h >= 1 for h in self.hidden),
                f"hidden must be a list of layer widths >= 1, got {self.hidden!r}")
+        _check(_is_num(self.dropout) and 0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout!r}")
+        _check(self.dropout == 0 or self.arch != "conv", "dropout is for the MLP networks (--arch mlp or "
+               "gated-mlp); drop --dropout for the conv networks")
         _check(isinstance(self.conv_channels, tuple) and len(self.conv_channels) >= 1
                and all(_is_int(c) and c >= 1 for c in self.conv_channels),
                f"conv_channels must be a list of channel counts >= 1, got {self.conv_channels!r}")
@@ -305,7 +311,8 @@ class TrainConfig:
     gradients whose global norm exceeds this (0: off). ``precision = "bf16"`` runs the
     network's matrix products in bfloat16 under autocast, ``"fp16"`` in float16 with a
     gradient scaler (weights, optimiser state, likelihood, KL and every reported number
-    stay float32).
+    stay float32); ``"auto"`` (the default) is bf16 where the hardware computes it natively
+    and fp32 elsewhere (:func:`vaekit.trainer.auto_precision`), saved resolved.
     """
 
     epochs: int = option(100, "epochs")
@@ -328,10 +335,12 @@ class TrainConfig:
     max_minutes: float = option(0.0, "stop before an epoch that would end past F minutes of training",
                                 default_text="0, no limit")
     grad_clip: float = option(0.0, "rescale gradients whose global norm exceeds F", default_text="0, off")
-    precision: str = option("fp32", "fp32; bf16: matrix products in bfloat16 under autocast (1.5-1.7x faster "
-                                    "measured on a 2-core CPU with AVX512-BF16; for CPUs with AMX and Ampere or later "
-                                    "GPUs too); fp16: float16 products with a gradient scaler, for GPUs without fast "
-                                    "bf16. Weights, likelihood and reported numbers stay float32", choices=PRECISIONS)
+    precision: str = option("auto", "auto: bf16 where the hardware computes it natively (CPUs with AVX512-BF16 or "
+                                    "AMX, CUDA GPUs with bf16), else fp32; saved resolved in config.json. fp32; bf16: "
+                                    "matrix products in bfloat16 under autocast (1.6x faster measured on a 2-core CPU "
+                                    "with AVX512-BF16, same NLL per epoch, docs/benchmarks.md); fp16: float16 products "
+                                    "with a gradient scaler, for GPUs without fast bf16. Weights, likelihood and "
+                                    "reported numbers stay float32", choices=PRECISIONS)
 
     def __post_init__(self):
         _check(_is_int(self.epochs) and self.epochs >= 1, f"epochs must be a whole number >= 1, got {self.epochs!r}")

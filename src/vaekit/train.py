@@ -25,7 +25,7 @@ from .distributed import Context, setup
 from .errors import VaekitError
 from .models import VAE, build_model
 from .optim import learning_rate, make_optimizer
-from .trainer import Trainer, make_objective, make_step, train_epoch
+from .trainer import Trainer, auto_compile, auto_precision, make_objective, make_step, train_epoch
 from .trainer_state import restore_state
 
 
@@ -60,6 +60,7 @@ def _describe(log, cfg: RunConfig, model: VAE, train_ds: Dataset, valid_ds: Data
                 + (f", dense {'-'.join(map(str, m.hidden))}" if m.hidden else "") + f", latent {m.latent_dim}")
     else:
         nets = f"{m.arch} {train_ds.dim}-{'-'.join(map(str, (*m.hidden, m.latent_dim)))}"
+        nets += f" (dropout {m.dropout:g})" if m.dropout else ""
     variant = f"{m.variant} ({cfg.data.classes} labels to encoder and decoder), " if m.variant != "vae" else ""
     log(f"model: {variant}{nets}, {model.decoder.likelihood.describe()}, {m.prior} prior (KL in {model.kl_form}), "
         f"{sum(p.numel() for p in model.parameters()):,} parameters")
@@ -90,7 +91,7 @@ def _run_epochs(tr: Trainer, callbacks, view: RunView) -> None:
 
 
 def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool = False,
-          progress: bool | None = None, callbacks=(), compile: bool = False, device: str | torch.device = "auto",
+          progress: bool | None = None, callbacks=(), compile: bool | None = None, device: str | torch.device = "auto",
           log: Callable[[str], None] = print, objective=None) -> TrainResult:
     """Train the VAE described by ``config``, writing the run directory ``out``.
 
@@ -100,8 +101,9 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
     refused at once, naming this process (:class:`vaekit.runs.RunLock`).
     ``callbacks``: objects with any of ``on_start``, ``on_epoch``, ``on_end``, ``on_close``
     (see :mod:`vaekit.plots.callbacks`: ``Pictures()`` draws the animation and figures,
-    ``TensorBoard()`` logs there); only rank 0 calls them. ``compile`` runs the step
-    through ``torch.compile`` (5-15 s once). ``device``: ``auto`` (CUDA, else MPS, else CPU).
+    ``TensorBoard()`` logs there); only rank 0 calls them. ``compile=True`` runs the step
+    through ``torch.compile`` (seconds, once); ``None`` (the default) decides by
+    :func:`vaekit.trainer.auto_compile`: only for bf16/fp16 runs long enough to earn it back. ``device``: ``auto`` (CUDA, else MPS, else CPU).
     ``objective``: what to minimise (default: the config's, see :func:`make_objective`).
 
     Launched by ``torchrun`` with several processes, every process calls this with the same
@@ -113,7 +115,8 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
     ctx = setup(device)
     if not ctx.is_main:
         log, progress, callbacks = (lambda m: None), False, ()
-    run_dir, cfg = Path(out), config
+    run_dir = Path(out)
+    cfg, why = _resolve_precision(config, run_dir, resume, ctx)
     if ctx.distributed and cfg.train.batch_size < ctx.world_size:
         raise ctx.everywhere(VaekitError(
             f"batch size {cfg.train.batch_size} is smaller than the {ctx.world_size} processes; the batch size is "
@@ -123,6 +126,8 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
     lock = runs.RunLock(run_dir)
     train_ds, valid_ds = ctx.main_first(lambda: runs.claim(lock, cfg, resume, force, log),
                                         others=lambda: runs.load_splits(cfg))
+    if why:
+        log(f"precision: {cfg.train.precision} (auto: {why})")
     try:
         return _train_owned(cfg, run_dir, ctx, train_ds, valid_ds, resume, compile, progress, callbacks,
                             objective, log)
@@ -130,14 +135,37 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
         lock.release()
 
 
+def _resolve_precision(cfg: RunConfig, run_dir: Path, resume: bool, ctx: Context) -> tuple[RunConfig, str | None]:
+    """``precision = "auto"`` made concrete (rank 0 decides for all), and why; a resumed run keeps the
+    precision it was saved with. Other precisions pass unchanged (why: None)."""
+    if cfg.train.precision != "auto":
+        return cfg, None
+    saved = None
+    if resume and ctx.is_main:
+        try:
+            saved = ckpt.load_run_config(run_dir).train.precision
+        except VaekitError:
+            saved = None  # the run directory's own check says what is wrong with it
+    if saved not in (None, "auto"):
+        precision, why = saved, "as saved when the run started"
+    else:
+        precision, why = auto_precision(ctx.device)
+    precision, why = ctx.broadcast((precision, why))
+    return cfg.override(train={"precision": precision}), why
+
+
 def _train_owned(cfg: RunConfig, run_dir: Path, ctx: Context, train_ds: Dataset, valid_ds: Dataset, resume: bool,
-                 compile: bool, progress: bool | None, callbacks, objective, log) -> TrainResult:
+                 compile: bool | None, progress: bool | None, callbacks, objective, log) -> TrainResult:
     """The run, once its directory is ours: build, resume, train the epochs, the best model."""
     if resume and ctx.broadcast(runs.started_but_unsaved(run_dir) if ctx.is_main else None):
         log(f"note: {run_dir} stopped before its first epoch was saved; it starts again from epoch 1")
         resume = False
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, train_ds.image_shape, cfg.pixel_levels, cfg.data.classes).to(ctx.device)
+    if compile is None:
+        compile, why = auto_compile(cfg.train.precision, ctx.device, cfg.train.epochs * len(train_ds))
+        if compile:
+            log(f"compile: on (auto: {why}); --no-compile to turn it off")
     tr = Trainer(cfg, run_dir, ctx, model, train_ds, valid_ds, compile, progress, log)
     tr.objective = objective or tr.objective
     if resume:

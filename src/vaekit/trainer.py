@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -30,6 +31,36 @@ from .trainer_state import TrainerState, save_state
 
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # precision -> autocast dtype
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bf16 arithmetic
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()  # not Linux, or unreadable: unknown
+
+
+def auto_precision(device: torch.device | str) -> tuple[str, str]:
+    """What ``precision = "auto"`` resolves to on ``device``, and why: bf16 where the hardware computes it
+    natively (a CUDA GPU with bf16; a CPU with AVX512-BF16 or AMX, read from /proc/cpuinfo), fp32
+    elsewhere, and fp32 whenever it cannot tell. Measured on the quality preset (docs/benchmarks.md,
+    "Precision"): bf16 reached the same valid NLL per epoch as fp32 within the seed-to-seed spread."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            return "bf16", "this GPU computes bf16 natively"
+        return "fp32", "this GPU has no native bf16"
+    if device.type == "cpu":
+        found = sorted(_cpu_flags().intersection(CPU_BF16_FLAGS))
+        if found:
+            return "bf16", f"this CPU computes bf16 natively ({', '.join(found)})"
+        return "fp32", "no native bf16 found on this CPU"
+    return "fp32", f"bf16 is not known to pay on {device.type}"
 
 
 def make_objective(cfg: RunConfig):
@@ -41,15 +72,37 @@ def make_objective(cfg: RunConfig):
     return ELBO(beta=float(tc.beta), free_bits=float(tc.free_bits), n_samples=tc.n_samples)
 
 
+COMPILE_MIN_IMAGES = 5_000_000  # images trained on (epochs x training images) from which compiling pays
+
+
+def auto_compile(precision: str, device: torch.device | str, images: int) -> tuple[bool, str]:
+    """Whether ``compile=None`` (auto) compiles the step, and why. Measured on a 2-core CPU
+    (docs/benchmarks.md, "Compile"): compiling takes seconds once and fuses the elementwise work, which
+    pays in bf16 (the products are cheap there) and not measurably in float32; so: reduced precision,
+    a run long enough to earn the compilation back, and the compiler torch.compile needs on a CPU."""
+    device = torch.device(device)
+    if precision == "fp32":
+        return False, "no gain measured in fp32"
+    if images < COMPILE_MIN_IMAGES:
+        return False, f"{images:,} images to train on, under the {COMPILE_MIN_IMAGES:,} from which it pays"
+    if device.type not in ("cpu", "cuda"):
+        return False, f"not measured on {device.type}"
+    if device.type == "cpu" and not any(shutil.which(c) for c in ("cc", "gcc", "g++", "clang", "c++")):
+        return False, "no C++ compiler found, which torch.compile needs on a CPU"
+    return True, f"{precision}, {images:,} images to train on"
+
+
 def make_step(model: torch.nn.Module, objective=None, precision: str = "fp32", compile: bool = False):
     """The per-batch function of the training step: ``xb -> BatchTerms`` (sums over the batch).
 
     ``model`` is the VAE, or its ``DistributedDataParallel`` wrapper. ``precision="bf16"``
-    or ``"fp16"`` runs it under autocast (the products; the model returns float32);
+    or ``"fp16"`` (or ``"auto"``, see :func:`auto_precision`) runs it under autocast (the products; the model returns float32);
     ``compile=True`` hands it to ``torch.compile``, which fuses its elementwise work
     (about +20% with bf16 on a 2-core CPU, nothing measurable in float32).
     """
     objective = objective or ELBO()
+    if precision == "auto":
+        precision = auto_precision(next(model.parameters()).device)[0]
     dtype = AUTOCAST_DTYPES[precision]
 
     def step(xb: torch.Tensor, yb: torch.Tensor | None = None) -> BatchTerms:
@@ -239,4 +292,4 @@ def _unsaved(e: OSError | None, epoch: int, run_dir: Path) -> CheckpointError:
                            f"the folder writable, then continue with --resume --out {run_dir}")
 
 
-__all__ = ["AUTOCAST_DTYPES", "Trainer", "make_objective", "make_step", "train_epoch"]
+__all__ = ["AUTOCAST_DTYPES", "Trainer", "auto_compile", "auto_precision", "make_objective", "make_step", "train_epoch"]

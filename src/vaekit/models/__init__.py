@@ -22,7 +22,8 @@ from .vae import VAE, ELBOTerms
 
 
 class MLPNetworks:
-    """``arch = "mlp"``: ReLU hidden layers of widths ``hidden``; the decoder mirrors the encoder."""
+    """``arch = "mlp"``: ReLU hidden layers of widths ``hidden`` (``dropout`` after each, if set); the decoder
+    mirrors the encoder."""
 
     encoder_cls, decoder_cls = MLPEncoder, MLPDecoder
 
@@ -32,11 +33,11 @@ class MLPNetworks:
         d = 1
         for s in image_shape:
             d *= s
-        encoder = cls.encoder_cls(d, cfg.hidden, cfg.latent_dim, cond_dim)
+        encoder = cls.encoder_cls(d, cfg.hidden, cfg.latent_dim, cond_dim, cfg.dropout)
         encoder.input_shape = tuple(image_shape)  # what it reads (a prior built on it, the VampPrior, needs it)
         # the likelihood says how many numbers it needs per pixel
         decoder = cls.decoder_cls(cfg.latent_dim, tuple(reversed(cfg.hidden)), d * likelihood.params_per_pixel,
-                                  likelihood, cond_dim)
+                                  likelihood, cond_dim, cfg.dropout)
         return encoder, decoder
 
 

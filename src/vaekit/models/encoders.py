@@ -12,13 +12,13 @@ from .distributions import DiagonalNormal
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 
 
-def mlp(sizes: Sequence[int]) -> nn.Sequential:
-    """Linear layers with ReLU between them (none after the last)."""
+def mlp(sizes: Sequence[int], dropout: float = 0.0) -> nn.Sequential:
+    """Linear layers with ReLU between them (none after the last), and dropout after each ReLU if asked."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
+            layers += [nn.ReLU(), nn.Dropout(dropout)] if dropout else [nn.ReLU()]
     return nn.Sequential(*layers)
 
 
@@ -29,9 +29,9 @@ class MLPEncoder(nn.Module):
     the log-variance head is the tutorial's "sigma^2 in log space".
     """
 
-    def __init__(self, in_dim: int, hidden: Sequence[int], latent_dim: int, cond_dim: int = 0):
+    def __init__(self, in_dim: int, hidden: Sequence[int], latent_dim: int, cond_dim: int = 0, dropout: float = 0.0):
         super().__init__()
-        self.net = mlp([in_dim + cond_dim, *hidden, 2 * latent_dim])
+        self.net = mlp([in_dim + cond_dim, *hidden, 2 * latent_dim], dropout)
         self.latent_dim = latent_dim
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> DiagonalNormal:
@@ -57,9 +57,11 @@ class GatedDense(nn.Module):
         return h * torch.sigmoid(g)
 
 
-def gated_mlp(sizes: Sequence[int]) -> nn.Sequential:
-    """Gated layers for every hidden width, then a plain linear output layer."""
-    layers: list[nn.Module] = [GatedDense(a, b) for a, b in zip(sizes[:-2], sizes[1:-1])]
+def gated_mlp(sizes: Sequence[int], dropout: float = 0.0) -> nn.Sequential:
+    """Gated layers for every hidden width (each followed by dropout if asked), then a plain linear output layer."""
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-2], sizes[1:-1]):
+        layers += [GatedDense(a, b), nn.Dropout(dropout)] if dropout else [GatedDense(a, b)]
     layers.append(nn.Linear(sizes[-2], sizes[-1]))
     return nn.Sequential(*layers)
 
@@ -67,6 +69,6 @@ def gated_mlp(sizes: Sequence[int]) -> nn.Sequential:
 class GatedMLPEncoder(MLPEncoder):
     """:class:`MLPEncoder` with gated hidden layers."""
 
-    def __init__(self, in_dim: int, hidden: Sequence[int], latent_dim: int, cond_dim: int = 0):
+    def __init__(self, in_dim: int, hidden: Sequence[int], latent_dim: int, cond_dim: int = 0, dropout: float = 0.0):
         super().__init__(in_dim, hidden, latent_dim, cond_dim)
-        self.net = gated_mlp([in_dim + cond_dim, *hidden, 2 * latent_dim])
+        self.net = gated_mlp([in_dim + cond_dim, *hidden, 2 * latent_dim], dropout)
