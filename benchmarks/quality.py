@@ -1,12 +1,19 @@
-"""Quality at speed: train the preset configs/quality.toml within its time budget and record
-the valid NLL (importance-weighted, nats, static binarization) against training wall-clock.
+"""Time to quality: train the preset configs/quality.toml and record the valid NLL (importance-weighted,
+nats, static binarization) against training wall-clock, for one precision/compile setting per call.
 
-    python benchmarks/quality.py [--data-dir DIR] [--checkpoints 2 5 10 20] [--final-k 5000]
+    python benchmarks/quality.py --label default [--data-dir DIR] [--checkpoints 2 4 10] [--k 1000 5000 5000]
+    python benchmarks/quality.py --label fp32 --precision fp32 --no-compile --k 1000
+    python benchmarks/quality.py --label bf16 --precision bf16 --no-compile --k 1000
+    python benchmarks/quality.py --plot default fp32 bf16
 
-Training runs in segments that stop at each checkpoint's minute mark (a resumed run ends with
-exactly the weights of an uninterrupted one, so the segments change nothing); after each
-segment the best-so-far model is scored with K=1000 on the 10,000 valid images, and after the
-last with K=``--final-k``. Evaluation time is not training time. Writes results/quality.{json,md}.
+Training runs in segments that stop at each checkpoint's minute mark (``max_minutes``; a resumed run
+ends with exactly the weights of an uninterrupted one, so the segments change nothing but the time
+each resumed segment spends starting, compilation included, which counts). After each segment the
+best-so-far model is scored on the 10,000 valid images with the K given for that mark (one K for
+all, or one per mark), in float32; evaluation time is not training time. Without --precision and
+--compile the run takes the defaults (``precision = "auto"``, compile decided by the run's length).
+Writes results/quality-LABEL.{json,md}; ``--plot`` draws those labels' curves into
+docs/images/quality-curves.png and writes results/quality.md with all of them.
 """
 
 from __future__ import annotations
@@ -18,48 +25,112 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, ROOT, machine, write_results  # noqa: E402
+from common import DEFAULT_DATA, RESULTS, ROOT, machine, write_results  # noqa: E402
 
 import vaekit  # noqa: E402
 from vaekit.config import load_config  # noqa: E402
 from vaekit.data import load_dataset  # noqa: E402
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", default=str(DEFAULT_DATA))
-    ap.add_argument("--config", default=str(ROOT / "configs" / "quality.toml"))
-    ap.add_argument("--out", default="runs/quality-benchmark")
-    ap.add_argument("--checkpoints", type=float, nargs="+", default=[2, 5, 10, 20], help="minute marks")
-    ap.add_argument("--curve-k", type=int, default=1000)
-    ap.add_argument("--final-k", type=int, default=5000)
-    a = ap.parse_args()
+def table(points: list[dict]) -> str:
+    rows = "\n".join(f"| {p['minutes_budget']:g} | {p['train_minutes']:.2f} | {p['epochs']} | "
+                     f"{p['best_valid_elbo']:.2f} | {p['valid_nll']:.2f} ± {p['nll_stderr']:.2f} | {p['iw_samples']} |"
+                     for p in points)
+    return ("| budget (min) | training minutes | epochs | best valid ELBO (nats) | valid NLL (nats) | K |\n"
+            "|---|---|---|---|---|---|\n" + rows + "\n")
+
+
+def run(a) -> None:
     base = load_config(a.config).override(data={"name": "binarized-mnist", "data_dir": a.data_dir})
+    if a.precision:
+        base = base.override(train={"precision": a.precision})
+    ks = a.k if len(a.k) == len(a.checkpoints) else [a.k[0]] * len(a.checkpoints)
     valid = load_dataset("binarized-mnist", "valid", a.data_dir).x
+    out = Path(a.out) / a.label
+    lines: list[str] = []
     points = []
-    for i, minutes in enumerate(a.checkpoints):
+    for i, (minutes, k) in enumerate(zip(a.checkpoints, ks)):
         cfg = base.override(train={"max_minutes": minutes})
-        res = vaekit.train(cfg, a.out, resume=i > 0, force=i == 0, progress=False,
-                           log=lambda m: print(m, flush=True))
-        hist = [json.loads(x) for x in (Path(a.out) / "metrics.jsonl").read_text().splitlines()]
-        last = hist[-1]
-        k = a.final_k if i == len(a.checkpoints) - 1 else a.curve_k
+        res = vaekit.train(cfg, out, resume=i > 0, force=i == 0, progress=False, compile=a.compile,
+                           log=lambda m: (lines.append(m), print(m, flush=True)))
+        hist = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
         t = time.perf_counter()
         ev = vaekit.evaluate(res.model, valid, iw_samples=k)
-        points.append({"minutes_budget": minutes, "train_minutes": last["elapsed_seconds"] / 60,
-                       "epochs": last["epoch"], "best_valid_elbo": max(h["valid_elbo"] for h in hist),
+        points.append({"minutes_budget": minutes, "train_minutes": hist[-1]["elapsed_seconds"] / 60,
+                       "epochs": hist[-1]["epoch"], "best_valid_elbo": max(h["valid_elbo"] for h in hist),
+                       "best_epoch": max(hist, key=lambda h: h["valid_elbo"])["epoch"],
                        "valid_nll": ev["nll"], "nll_stderr": ev["nll_stderr"], "iw_samples": k,
                        "eval_seconds": time.perf_counter() - t})
         print(points[-1], flush=True)
+    saved = json.loads((out / "config.json").read_text())
+    how = (f"precision {saved['train']['precision']}, compile "
+           f"{'on' if any(m.startswith('compile: on') for m in lines) or a.compile else 'off'}")
     m = machine()
-    rows = "\n".join(f"| {p['train_minutes']:.1f} | {p['epochs']} | {p['best_valid_elbo']:.2f} | "
-                     f"{p['valid_nll']:.2f} ± {p['nll_stderr']:.2f} | {p['iw_samples']} |" for p in points)
-    md = (f"### Quality at speed: `{Path(a.config).name}` on statically binarized MNIST\n\n"
-          f"{m['cpu']}, {m['cores']} cores, PyTorch {m['torch']}, {m['date']}. Valid split, 10,000 images; "
-          "NLL from the importance-weighted bound of the best-valid-ELBO checkpoint so far.\n\n"
-          "| training minutes | epochs | best valid ELBO (nats) | valid NLL (nats) | K |\n|---|---|---|---|---|\n"
-          + rows + "\n")
-    write_results("quality", {"machine": m, "config": base.to_dict(), "points": points}, md)
+    md = (f"### Time to quality: `{Path(a.config).name}`, {a.label} ({how})\n\n"
+          f"{m['cpu']}, {m['cores']} cores, PyTorch {m['torch']}, {m['date']}. Statically binarized MNIST, valid "
+          "split, 10,000 images; NLL from the importance-weighted bound (float32) of the best-valid-ELBO "
+          "checkpoint so far; training minutes include data loading and compilation, not evaluation.\n\n"
+          + table(points))
+    hist = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    curve = [{"minutes": h["elapsed_seconds"] / 60, "valid_elbo": h["valid_elbo"]} for h in hist]
+    write_results(f"quality-{a.label}", {"machine": m, "label": a.label, "how": how, "config": saved,
+                                         "points": points, "elbo_curve": curve}, md)
+
+
+def plot(labels: list[str]) -> None:
+    from matplotlib.figure import Figure
+
+    from vaekit.plots import save_figure
+
+    results = [json.loads((RESULTS / f"quality-{label}.json").read_text()) for label in labels]
+    fig = Figure(figsize=(11, 4.5))
+    left, right = fig.subplots(1, 2)
+    for r in results:
+        name = f"{r['label']} ({r['how']})"
+        line = right.plot([c["minutes"] for c in r["elbo_curve"]], [c["valid_elbo"] for c in r["elbo_curve"]],
+                          label=name)[0]
+        pts = r["points"]
+        left.errorbar([p["train_minutes"] for p in pts], [p["valid_nll"] for p in pts],
+                      yerr=[p["nll_stderr"] for p in pts], marker="o", capsize=3, color=line.get_color(), label=name)
+        for p in pts:
+            left.annotate(f"K={p['iw_samples']}", (p["train_minutes"], p["valid_nll"]), fontsize=7,
+                          xytext=(4, 4), textcoords="offset points")
+    for ax, what in ((left, "valid NLL (nats, lower is better)"), (right, "valid ELBO (nats)")):
+        ax.set_xlabel("training minutes (2 CPU cores)")
+        ax.set_ylabel(what)
+        ax.grid(alpha=0.3)
+    left.axhline(87.5, color="grey", ls=":", lw=1)
+    left.axhline(89.0, color="grey", ls=":", lw=1)
+    lows = [max(c["valid_elbo"] for c in r["elbo_curve"]) for r in results]
+    right.set_ylim(min(lows) - 8, max(lows) + 1)
+    left.legend(fontsize=8)
+    fig.suptitle("configs/quality.toml on statically binarized MNIST (valid split)")
+    save_figure(fig, ROOT / "docs" / "images" / "quality-curves.png")
+    md = "\n".join(f"### {r['label']} ({r['how']})\n\n" + table(r["points"]) for r in results)
+    (RESULTS / "quality.md").write_text(md)
+    print(md)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--label", default="default", help="names the results file and the run folder")
+    ap.add_argument("--data-dir", default=str(DEFAULT_DATA))
+    ap.add_argument("--config", default=str(ROOT / "configs" / "quality.toml"))
+    ap.add_argument("--out", default="runs/quality-benchmark")
+    ap.add_argument("--checkpoints", type=float, nargs="+", default=[2, 4, 10], help="minute marks")
+    ap.add_argument("--k", type=int, nargs="+", default=[1000, 5000, 5000],
+                    help="importance samples per mark (one value: the same for all)")
+    ap.add_argument("--precision", default=None, help="fp32, bf16, ... (default: the config's)")
+    ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                    help="default: as vaekit train decides")
+    ap.add_argument("--plot", nargs="+", metavar="LABEL", help="draw the curves of these results and stop")
+    a = ap.parse_args()
+    if a.plot:
+        plot(a.plot)
+    else:
+        if len(a.k) not in (1, len(a.checkpoints)):
+            ap.error("--k takes one value, or one per checkpoint")
+        run(a)
 
 
 if __name__ == "__main__":
