@@ -59,3 +59,20 @@ def test_fixed_gaussian_keeps_its_normalising_constant():
     # sigma = 1: the tutorial's l2_loss plus the constant D/2 log(2 pi)
     l2 = 0.5 * (x - mean).pow(2).sum(1)
     torch.testing.assert_close(-FixedGaussian(mean, 1.0).log_prob(x), l2 + 3 * math.log(2 * math.pi))
+
+
+def test_bernoulli_log_prob_of_k_samples_per_image_matches_the_elementwise_form():
+    from vaekit.models.distributions import Bernoulli
+
+    torch.manual_seed(0)
+    logits = (3 * torch.randn(5, 4, 30, dtype=torch.float64)).requires_grad_()
+    x = torch.bernoulli(torch.full((4, 30), 0.4, dtype=torch.float64))
+    fast = Bernoulli(logits).log_prob(x)  # [K, B, D] against [B, D]: the batched-product path
+    slow = (x * logits - torch.nn.functional.softplus(logits)).sum(-1)
+    torch.testing.assert_close(fast, slow)
+    g_fast, = torch.autograd.grad(fast.sum(), logits)
+    g_slow, = torch.autograd.grad(slow.sum(), logits)
+    torch.testing.assert_close(g_fast, g_slow)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the product stays float32 under autocast
+        under = Bernoulli(logits.detach().float()).log_prob(x.float())
+    torch.testing.assert_close(under.double(), slow.detach(), atol=1e-3, rtol=1e-5)

@@ -103,6 +103,13 @@ class Bernoulli:
         if x.shape == logits.shape:
             # fused, numerically stable kernel when no broadcasting is needed
             return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=-1)
+        if x.dim() == 2 and logits.dim() == 3 and logits.shape[1:] == x.shape:
+            # K samples [K, B, D] of B images [B, D] (evaluation, several samples of z): sum_d x_d l_d as one
+            # batched product per image, in float32 even under autocast; 3.7x faster than the broadcast
+            # elementwise form for 26 x 100 x 784 on a 2-core CPU (docs/benchmarks.md, "Evaluation")
+            with torch.autocast(device_type=logits.device.type, enabled=False):
+                xl = torch.matmul(logits.transpose(0, 1), x.to(logits.dtype).unsqueeze(-1)).squeeze(-1).transpose(0, 1)
+            return xl - F.softplus(logits).sum(dim=-1)
         # log p = x * l - log(1 + e^l), stable through softplus
         return (x * logits - F.softplus(logits)).sum(dim=-1)
 
