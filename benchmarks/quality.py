@@ -84,7 +84,7 @@ def plot(labels: list[str]) -> None:
 
     results = [json.loads((RESULTS / f"quality-{label}.json").read_text()) for label in labels]
     fig = Figure(figsize=(11, 4.5))
-    left, right = fig.subplots(1, 2)
+    left, right = fig.subplots(1, 2, gridspec_kw={"wspace": 0.3})
     for r in results:
         name = f"{r['label']} ({r['how']})"
         line = right.plot([c["minutes"] for c in r["elbo_curve"]], [c["valid_elbo"] for c in r["elbo_curve"]],

@@ -299,8 +299,8 @@ def test_compiled_fp32_training_matches_eager(tmp_path, monkeypatch):
     import torch._inductor.config
 
     monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
-    eager = vaekit.train(cfg(epochs=2), tmp_path / "e", progress=False, log=quiet)
-    compiled = vaekit.train(cfg(epochs=2), tmp_path / "c", progress=False, compile=True, log=quiet)
+    eager = vaekit.train(cfg(epochs=2, precision="fp32"), tmp_path / "e", progress=False, log=quiet)
+    compiled = vaekit.train(cfg(epochs=2, precision="fp32"), tmp_path / "c", progress=False, compile=True, log=quiet)
     for a, b in zip(eager.history, compiled.history):  # same noise, fused kernels: equal up to rounding
         assert abs(a["valid_elbo"] - b["valid_elbo"]) < 0.01, (a["valid_elbo"], b["valid_elbo"])
         assert abs(a["train_elbo"] - b["train_elbo"]) < 0.01, (a["train_elbo"], b["train_elbo"])
