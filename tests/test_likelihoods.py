@@ -128,3 +128,19 @@ def test_the_discretised_logistic_mean_is_the_expectation_over_its_levels():
         d = DiscretizedLogistic(loc, log_scale, levels)
         values = torch.linspace(0, 1, levels, dtype=torch.float64)
         torch.testing.assert_close(d.mean, (d.probs_of(values) * values).sum(-1), atol=1e-10, rtol=0)
+
+
+def test_logistic_balance_changes_the_gradient_not_the_value():
+    from vaekit.models.likelihoods import LogisticLikelihood
+
+    torch.manual_seed(0)
+    out = torch.randn(3, 2 * 12, dtype=torch.float64).requires_grad_()
+    x = (torch.randint(0, 256, (3, 12)) / 255.0).double()
+    plain, balanced = LogisticLikelihood(256, 0.0)(out), LogisticLikelihood(256, 1.0)(out)
+    a, b = plain.log_prob(x), balanced.log_prob(x)
+    torch.testing.assert_close(a, b)
+    ga, = torch.autograd.grad(a.sum(), out)
+    gb, = torch.autograd.grad(b.sum(), out)
+    assert not torch.allclose(ga, gb)
+    w = torch.exp(out[:, 12:].detach())  # the scales (log-scales well above the floor here)
+    torch.testing.assert_close(gb[:, :12], ga[:, :12] * w / w.mean(-1, keepdim=True), rtol=1e-3, atol=1e-6)

@@ -246,6 +246,9 @@ class ModelConfig:
                                           "the data's levels). See docs/likelihoods.md",
                              choices=_registry("LIKELIHOODS"))
     sigma: float = option(1.0, "standard deviation of the gaussian likelihood")
+    logistic_balance: float = option(1.0, "logistic likelihood: each pixel's gradient weighted by its scale to this "
+                                          "power (mean 1 per image; values reported are unchanged), so that sharp "
+                                          "pixels do not drown hedged ones; 0: plain gradient", metavar="B")
     sigma_min: float = option(SIGMA_MIN, "smallest standard deviation of the gaussian-learned likelihood")
     prior: str = option("standard", "p(z): standard, N(0, I); mog, a learned mixture of Gaussians; vamp, the "
                                     "VampPrior (Tomczak & Welling 2018)", choices=_registry("PRIORS"))
@@ -282,6 +285,8 @@ class ModelConfig:
         _check(self.conv_levels is None or len(self.conv_channels) in (1, self.conv_levels),
                f"--conv-levels {self.conv_levels} needs one channel count per level or a single one (doubled at "
                f"each level), got --conv-channels {' '.join(map(str, self.conv_channels))}")
+        _check(_is_num(self.logistic_balance) and self.logistic_balance >= 0,
+               f"logistic_balance must be >= 0, got {self.logistic_balance!r}")
         _check(_is_num(self.sigma) and self.sigma > 0,
                f"sigma (the Gaussian likelihood's standard deviation) must be > 0, got {self.sigma!r}")
         _check(self.prior_components is None or (_is_int(self.prior_components) and self.prior_components >= 1),

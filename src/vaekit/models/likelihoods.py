@@ -125,18 +125,18 @@ class LogisticLikelihood:
     params_per_pixel = 2
     LOG_SCALE_MIN = -7.0  # as PixelCNN++: scales below e^-7 add nothing at 8 bits and can overflow
 
-    def __init__(self, levels: int):
+    def __init__(self, levels: int, balance: float = 1.0):
         if not isinstance(levels, int) or levels < 3:
             raise VaekitError(f"the logistic likelihood needs grey levels (3 or more), got {levels!r}")
-        self.levels = levels
+        self.levels, self.balance = levels, float(balance)
 
     @classmethod
     def from_config(cls, cfg, levels: int | None = None) -> "LogisticLikelihood":
-        return cls(levels)
+        return cls(levels, getattr(cfg, "logistic_balance", 1.0))
 
     def __call__(self, out: torch.Tensor) -> DiscretizedLogistic:
         loc, log_scale = out.chunk(2, dim=-1)
-        return DiscretizedLogistic(loc, log_scale.clamp_min(self.LOG_SCALE_MIN), self.levels)
+        return DiscretizedLogistic(loc, log_scale.clamp_min(self.LOG_SCALE_MIN), self.levels, self.balance)
 
     def describe(self) -> str:
         return f"discretised logistic over {self.levels} levels"
