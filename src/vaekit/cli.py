@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     g = groups["train"]
     g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="compile the training step with torch.compile (needs a C++ compiler on a CPU; seconds, "
-                        "once; about +20%% with bf16 on a 2-core CPU, no gain measured in fp32). Default: on for "
+                        "once; +10-20%% with bf16 measured on a 2-core CPU, no gain measured in fp32). Default: on for "
                         "bf16/fp16 runs of 5 million images or more (epochs x training images), where it pays")
     g.add_argument("--device", choices=DEVICES, default="auto",
                    help="where to train: auto picks cuda, then mps, then cpu; under torchrun each process takes "

@@ -342,7 +342,7 @@ class TrainConfig:
     grad_clip: float = option(0.0, "rescale gradients whose global norm exceeds F", default_text="0, off")
     precision: str = option("auto", "auto: bf16 where the hardware computes it natively (CPUs with AVX512-BF16 or "
                                     "AMX, CUDA GPUs with bf16), else fp32; saved resolved in config.json. fp32; bf16: "
-                                    "matrix products in bfloat16 under autocast (1.6x faster measured on a 2-core CPU "
+                                    "matrix products in bfloat16 under autocast (1.5x faster measured on a 2-core CPU "
                                     "with AVX512-BF16, same NLL per epoch, docs/benchmarks.md); fp16: float16 products "
                                     "with a gradient scaler, for GPUs without fast bf16. Weights, likelihood and "
                                     "reported numbers stay float32", choices=PRECISIONS)

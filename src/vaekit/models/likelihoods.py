@@ -132,7 +132,7 @@ class LogisticLikelihood:
 
     @classmethod
     def from_config(cls, cfg, levels: int | None = None) -> "LogisticLikelihood":
-        return cls(levels, getattr(cfg, "logistic_balance", 1.0))
+        return cls(levels, cfg.logistic_balance)
 
     def __call__(self, out: torch.Tensor) -> DiscretizedLogistic:
         loc, log_scale = out.chunk(2, dim=-1)
@@ -153,13 +153,15 @@ def likelihood_class(name: str):
     return LIKELIHOODS[name]
 
 
-def make_likelihood(name: str, sigma: float = 1.0, sigma_min: float = 0.01, levels: int | None = None):
+def make_likelihood(name: str, sigma: float = 1.0, sigma_min: float = 0.01, levels: int | None = None,
+                    logistic_balance: float = 1.0):
     """The likelihood ``name`` (``sigma``: the fixed Gaussian's standard deviation; ``sigma_min``: the learned
-    Gaussian's floor; ``levels``: the data's number of grey levels, for a discrete likelihood)."""
+    Gaussian's floor; ``levels``: the data's number of grey levels, for a discrete likelihood;
+    ``logistic_balance``: the logistic's gradient weighting)."""
     from types import SimpleNamespace
 
     cls = likelihood_class(name)
-    cfg = SimpleNamespace(sigma=sigma, sigma_min=sigma_min)
+    cfg = SimpleNamespace(sigma=sigma, sigma_min=sigma_min, logistic_balance=logistic_balance)
     return cls.from_config(cfg, levels=levels) if cls.accepts == DISCRETE else cls.from_config(cfg)
 
 
