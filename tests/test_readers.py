@@ -175,3 +175,18 @@ def test_binarized_mnist_reads_only_its_split(tmp_path):
     ds = load_dataset("binarized-mnist", "test", tmp_path)
     assert ds.binary and ds.labels is None and ds.x.shape == (4, 1, 28, 28)
     np.testing.assert_array_equal(ds.x.numpy().reshape(4, 784), arr)  # row-major 28 x 28
+
+
+def test_an_idx_header_whose_shape_overflows_64_bits_is_refused(tmp_path):
+    """Found by the fuzz test: four int32 dimensions whose product wraps around in int64 to the data's
+    length must not pass the length check."""
+    import struct
+
+    from vaekit.data.readers import read_idx
+    from vaekit.errors import DataError
+
+    dims = (2**31, 2**31, 4, 1)  # 2^64 values: 0 in int64, so "0 bytes of data needed" would match
+    p = tmp_path / "x.idx"
+    p.write_bytes(bytes([0, 0, 0x0C, 4]) + struct.pack(">4I", *dims))
+    with pytest.raises(DataError):
+        read_idx(p)

@@ -7,6 +7,7 @@ and what was wrong for anything truncated, corrupt or of the wrong kind.
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     if ndim == 0 or len(data) < header:
         raise DataError(f"{p}: IDX header is truncated or has {ndim} dimensions")
     shape = tuple(int(v) for v in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python integers: a huge header cannot wrap around to match
     found = len(data) - header
     if found != expected:
         what = "truncated" if found < expected else "longer than its header says"
