@@ -54,13 +54,15 @@ def make_loader(x: torch.Tensor, batch_size: int = 128) -> DataLoader:
     return DataLoader(TensorDataset(x), batch_size=batch_size, shuffle=True)
 
 
-def train_steps(model: ExampleVAE, optimizer, loader: DataLoader, max_steps: int) -> int:
-    """Run up to ``max_steps`` optimiser steps through the loader (cycling epochs); return images seen."""
+def train_steps(model: ExampleVAE, optimizer, loader: DataLoader, max_steps: int, device: str = "cpu") -> int:
+    """Run up to ``max_steps`` optimiser steps through the loader (cycling epochs); return images seen.
+    Each batch goes to ``device`` as the example's loop sends it (``data.to(device)``)."""
     model.train()
     seen = steps = 0
     train_loss = 0.0
     while steps < max_steps:
         for (data,) in loader:
+            data = data.to(device)
             optimizer.zero_grad()
             recon, mu, logvar = model(data)
             loss = loss_function(recon, data, mu, logvar, model.d)

@@ -64,41 +64,60 @@ def write_results(name: str, payload: dict, markdown: str) -> None:
     print(f"wrote {RESULTS / (name + '.json')} and {name}.md")
 
 
-def gemm_gflops(n: int = 1024, repeats: int = 20) -> float:
+def sync(device: torch.device | str) -> None:
+    """Wait for the device's queued work (a CUDA GPU runs asynchronously; a CPU has nothing queued)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def add_device_argument(ap) -> None:
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda: where everything runs")
+
+
+def gemm_gflops(n: int = 1024, repeats: int = 20, device: str = "cpu") -> float:
     """Peak-ish float32 GEMM rate of this machine: a square n x n product, best of ``repeats``."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    c = torch.empty(n, n)
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    c = torch.empty(n, n, device=device)
     torch.mm(a, b, out=c)
     best = float("inf")
     for _ in range(repeats):
+        sync(device)
         t = time.perf_counter()
         torch.mm(a, b, out=c)
+        sync(device)
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best / 1e9
 
 
-def mlp_gemm_seconds(batch: int, layers: list[tuple[int, int]], backward: bool, repeats: int = 30) -> float:
+def mlp_gemm_seconds(batch: int, layers: list[tuple[int, int]], backward: bool, repeats: int = 30,
+                     device: str = "cpu") -> float:
     """Time of just the matrix products of an MLP step at ``batch``, best of ``repeats``.
 
     ``layers`` are (in, out) sizes. Forward: one product per layer. Backward: the weight
     gradient of every layer and the input gradient of every layer but the first.
     """
     ops = []
+
+    def new(*shape):
+        return torch.randn(*shape, device=device)
+
     for i, (fan_in, fan_out) in enumerate(layers):
-        x, w, y = torch.randn(batch, fan_in), torch.randn(fan_out, fan_in), torch.empty(batch, fan_out)
+        x, w, y = new(batch, fan_in), new(fan_out, fan_in), new(batch, fan_out)
         ops.append((x, w.t(), y))  # y = x @ W^T
         if backward:
-            dy, dw = torch.randn(batch, fan_out), torch.empty(fan_out, fan_in)
+            dy, dw = new(batch, fan_out), new(fan_out, fan_in)
             ops.append((dy.t(), x, dw))  # dW = dy^T @ x
             if i > 0:
-                dx = torch.empty(batch, fan_in)
+                dx = new(batch, fan_in)
                 ops.append((dy, w, dx))  # dx = dy @ W
     for a, b, c in ops:
         torch.mm(a, b, out=c)
     best = float("inf")
     for _ in range(repeats):
+        sync(device)
         t = time.perf_counter()
         for a, b, c in ops:
             torch.mm(a, b, out=c)
+        sync(device)
         best = min(best, time.perf_counter() - t)
     return best

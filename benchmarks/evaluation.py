@@ -1,10 +1,10 @@
 """Evaluation speed: the importance-weighted NLL with K samples over N images, against the
 time its decoder's matrix products alone take (the bound), in one run.
 
-    python benchmarks/evaluation.py [--data-dir DIR] [--iw-samples 5000] [--n-images 10000]
+    python benchmarks/evaluation.py [--data-dir DIR] [--iw-samples 5000] [--n-images 10000] [--device cuda]
 
 Trains nothing: the model is a 784-400-20 MLP VAE with random weights (the cost does not
-depend on the weights). Writes results/evaluation.{json,md}.
+depend on the weights). Writes results/evaluation.{json,md} (evaluation-cuda.* with --device cuda).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, mlp_gemm_seconds, write_results  # noqa: E402
+from common import add_device_argument, machine, mlp_gemm_seconds, sync, write_results  # noqa: E402
 
 from vaekit.config import ModelConfig  # noqa: E402
 from vaekit.data import load_dataset  # noqa: E402
@@ -35,28 +35,33 @@ def main() -> None:
     ap.add_argument("--iw-samples", type=int, default=5000)
     ap.add_argument("--n-images", type=int, default=10000)
     ap.add_argument("--batch-size", type=int, default=100)
+    add_device_argument(ap)
     a = ap.parse_args()
+    dev = torch.device(a.device)
     folder = Path(a.data_dir) if a.data_dir else Path(__file__).resolve().parents[2] / "shared/data/binarized_mnist"
     if folder.is_dir():
         x, source = load_dataset("binarized-mnist", "valid", folder).x[: a.n_images].flatten(1), "binarized MNIST valid"
     else:
         x, source = torch.bernoulli(torch.full((a.n_images, 784), 0.13)), "random binary images"
     torch.manual_seed(0)
-    model = build_model(ModelConfig(latent_dim=20, hidden=(400,)), (1, 28, 28)).eval()
+    model = build_model(ModelConfig(latent_dim=20, hidden=(400,)), (1, 28, 28)).to(dev).eval()
     n, k = x.shape[0], a.iw_samples
     chunk = max(1, min(k, ev.MAX_ELEMENTS // (a.batch_size * 784)))
     rows = a.batch_size * chunk
     # the bound: the decoder's two products for all n*k samples, at the chunk shape evaluate() uses
-    per_chunk = mlp_gemm_seconds(rows, DECODER, backward=False)
+    per_chunk = mlp_gemm_seconds(rows, DECODER, backward=False, device=a.device)
     bound = per_chunk * (n * k / rows)
-    enc = mlp_gemm_seconds(a.batch_size, ENCODER, backward=False) * (n / a.batch_size)
+    enc = mlp_gemm_seconds(a.batch_size, ENCODER, backward=False, device=a.device) * (n / a.batch_size)
+    sync(dev)
     t = time.perf_counter()
     res = ev.evaluate(model, x, iw_samples=k, batch_size=a.batch_size)
+    sync(dev)
     took = time.perf_counter() - t
     m = machine()
     flops = 2 * n * k * sum(i * o for i, o in DECODER)
-    md = (f"### Evaluation: IWAE NLL, K={k}, {n:,} images, MLP 784-400-20\n\n"
-          f"{m['cpu']}, {m['cores']} cores, PyTorch {m['torch']}, {m['date']}; data: {source}; "
+    where = f"{m['cuda']} (host: {m['cpu']})" if dev.type == "cuda" else f"{m['cpu']}, {m['cores']} cores"
+    md = (f"### Evaluation: IWAE NLL, K={k}, {n:,} images, MLP 784-400-20, {dev.type}\n\n"
+          f"{where}, PyTorch {m['torch']}, {m['date']}; data: {source}; "
           f"{a.batch_size} images x {chunk} samples per chunk ({rows:,} decoder rows).\n\n"
           "| what | seconds | ratio to the bound |\n|---|---|---|\n"
           f"| `vaekit.evaluate` (everything: encoder, sampling, decoder, log-probs, log-sum-exp) | {took:.1f} | "
@@ -66,7 +71,7 @@ def main() -> None:
           f"Decoder products: {flops / 1e12:.1f} TFLOP at {flops / bound / 1e9:.0f} GFLOP/s; "
           f"vaekit.evaluate as a whole ran at {flops / took / 1e9:.0f} GFLOP/s of decoder work. NLL {res['nll']:.2f} "
           f"(random weights: the value itself means nothing here).\n")
-    write_results("evaluation", {"machine": m, "iw_samples": k, "n_images": n, "batch_size": a.batch_size,
+    write_results("evaluation" if dev.type == "cpu" else f"evaluation-{dev.type}", {"machine": m, "device": dev.type, "iw_samples": k, "n_images": n, "batch_size": a.batch_size,
                                  "chunk_samples": chunk, "seconds": took, "bound_seconds": bound,
                                  "encoder_gemm_seconds": enc, "ratio": took / bound, "decoder_flop": flops}, md)
 

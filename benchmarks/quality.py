@@ -5,6 +5,7 @@ nats, static binarization) against training wall-clock, for one precision/compil
     python benchmarks/quality.py --label fp32 --precision fp32 --no-compile --k 1000
     python benchmarks/quality.py --label bf16 --precision bf16 --no-compile --k 1000
     python benchmarks/quality.py --plot default fp32 bf16
+    python benchmarks/quality.py --label cuda --device cuda --checkpoints 2 4
 
 Training runs in segments that stop at each checkpoint's minute mark (``max_minutes``; a resumed run
 ends with exactly the weights of an uninterrupted one, so the segments change nothing but the time
@@ -51,7 +52,7 @@ def run(a) -> None:
     points = []
     for i, (minutes, k) in enumerate(zip(a.checkpoints, ks)):
         cfg = base.override(train={"max_minutes": minutes})
-        res = vaekit.train(cfg, out, resume=i > 0, force=i == 0, progress=False, compile=a.compile,
+        res = vaekit.train(cfg, out, resume=i > 0, force=i == 0, progress=False, compile=a.compile, device=a.device,
                            log=lambda m: (lines.append(m), print(m, flush=True)))
         hist = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
         t = time.perf_counter()
@@ -66,14 +67,16 @@ def run(a) -> None:
     how = (f"precision {saved['train']['precision']}, compile "
            f"{'on' if any(m.startswith('compile: on') for m in lines) or a.compile else 'off'}")
     m = machine()
-    md = (f"### Time to quality: `{Path(a.config).name}`, {a.label} ({how})\n\n"
-          f"{m['cpu']}, {m['cores']} cores, PyTorch {m['torch']}, {m['date']}. Statically binarized MNIST, valid "
+    dev = next(res.model.parameters()).device.type
+    where = f"{m['cuda']} (host: {m['cpu']})" if dev == "cuda" else f"{m['cpu']}, {m['cores']} cores"
+    md = (f"### Time to quality: `{Path(a.config).name}`, {a.label} ({how}, {dev})\n\n"
+          f"{where}, PyTorch {m['torch']}, {m['date']}. Statically binarized MNIST, valid "
           "split, 10,000 images; NLL from the importance-weighted bound (float32) of the best-valid-ELBO "
           "checkpoint so far; training minutes include data loading and compilation, not evaluation.\n\n"
           + table(points))
     hist = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     curve = [{"minutes": h["elapsed_seconds"] / 60, "valid_elbo": h["valid_elbo"]} for h in hist]
-    write_results(f"quality-{a.label}", {"machine": m, "label": a.label, "how": how, "config": saved,
+    write_results(f"quality-{a.label}", {"machine": m, "device": dev, "label": a.label, "how": how, "config": saved,
                                          "points": points, "elbo_curve": curve}, md)
 
 
@@ -123,6 +126,7 @@ def main() -> None:
     ap.add_argument("--precision", default=None, help="fp32, bf16, ... (default: the config's)")
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                     help="default: as vaekit train decides")
+    ap.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu or cuda")
     ap.add_argument("--plot", nargs="+", metavar="LABEL", help="draw the curves of these results and stop")
     a = ap.parse_args()
     if a.plot:

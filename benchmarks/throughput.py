@@ -1,13 +1,15 @@
 """Training throughput: vaekit vs a hand-written loop (pytorch/examples style) vs pythae,
 against the bound set by the step's matrix products alone, all in one run.
 
-    python benchmarks/throughput.py [--data-dir DIR] [--rounds 3] [--batch-size 128]
+    python benchmarks/throughput.py [--data-dir DIR] [--rounds 3] [--batch-size 128] [--device cuda]
 
 Model: MLP 784-400-20, Bernoulli likelihood, Adam 1e-3 (the official example's).
 Each round times one full epoch (50,000 images, shuffling included) of each contender,
 in turn; the table gives the median over rounds. The bound is that of float32 products;
 `vaekit --precision bf16` runs its products in bfloat16 and can pass it. Writes
-results/throughput.{json,md}.
+results/throughput.{json,md} (throughput-cuda.{json,md} with --device cuda). On a GPU the
+images stay in CPU memory as vaekit's trainer keeps them: vaekit moves each shuffled epoch to
+the GPU at once, the hand-written loop each batch (`data.to(device)`, as the example does).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_example import ExampleVAE, make_loader, train_steps  # noqa: E402
-from common import gemm_gflops, load_train_images, machine, median, mlp_gemm_seconds, write_results  # noqa: E402
+from common import (add_device_argument, gemm_gflops, load_train_images, machine, median,  # noqa: E402
+                    mlp_gemm_seconds, sync, write_results)
 
 from vaekit.config import RunConfig  # noqa: E402
 from vaekit.trainer import auto_compile, auto_precision  # noqa: E402
@@ -38,21 +41,24 @@ FLOP_PER_IMAGE = 2 * (sum(i * o for i, o in LAYERS) * 3 - 784 * 400)  # fwd + 2 
 
 def vaekit_epoch(x: torch.Tensor, batch_size: int, state: dict, precision: str = "fp32",
                  compile: bool = False) -> float:
+    dev = state["device"]
     if "model" not in state:
         cfg = RunConfig.from_dict({"data": {"name": "binarized-mnist"},
                                    "model": {"latent_dim": 20, "hidden": [400]},
                                    "train": {"batch_size": batch_size, "lr": 1e-3}})
-        state["model"] = build_model(cfg.model, (1, 28, 28))
+        state["model"] = build_model(cfg.model, (1, 28, 28)).to(dev)
         state["opt"] = make_optimizer(cfg, state["model"])
         state["gen"] = torch.Generator().manual_seed(0)
         state["step"] = make_step(state["model"], ELBO(), precision, compile)
         if compile:  # compile outside the timed epochs, as a long run would amortise it: both batch
             # shapes an epoch has (full, and the last partial one, which triggers a second compilation)
             warm = 4 * batch_size + x.shape[0] % batch_size
-            train_epoch(state["step"], ELBO(), state["opt"], x[:warm], batch_size)
+            train_epoch(state["step"], ELBO(), state["opt"], x[:warm].to(dev), batch_size)
+    sync(dev)
     t = time.perf_counter()
-    xs = x[torch.randperm(x.shape[0], generator=state["gen"])]  # what the trainer does each epoch
+    xs = x[torch.randperm(x.shape[0], generator=state["gen"])].to(dev)  # what the trainer does each epoch
     train_epoch(state["step"], ELBO(), state["opt"], xs, batch_size)
+    sync(dev)
     return x.shape[0] / (time.perf_counter() - t)
 
 
@@ -65,12 +71,15 @@ def vaekit_bf16_compiled_epoch(x: torch.Tensor, batch_size: int, state: dict) ->
 
 
 def baseline_epoch(x: torch.Tensor, batch_size: int, state: dict) -> float:
+    dev = state["device"]
     if "model" not in state:
-        state["model"] = ExampleVAE()
+        state["model"] = ExampleVAE().to(dev)
         state["opt"] = torch.optim.Adam(state["model"].parameters(), lr=1e-3)
         state["loader"] = make_loader(x, batch_size)
+    sync(dev)
     t = time.perf_counter()
-    seen = train_steps(state["model"], state["opt"], state["loader"], math.ceil(x.shape[0] / batch_size))
+    seen = train_steps(state["model"], state["opt"], state["loader"], math.ceil(x.shape[0] / batch_size), dev)
+    sync(dev)
     return seen / (time.perf_counter() - t)
 
 
@@ -124,18 +133,20 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--no-pythae", action="store_true", help="skip pythae even if it is installed")
+    add_device_argument(ap)
     a = ap.parse_args()
+    dev = torch.device(a.device)
     torch.manual_seed(0)
     x, source = load_train_images(a.data_dir)
     contenders = {"hand-written loop (pytorch/examples style)": baseline_epoch, "vaekit": vaekit_epoch,
                   "vaekit --precision bf16": vaekit_bf16_epoch,
                   "vaekit --precision bf16 --compile": vaekit_bf16_compiled_epoch}
     # what `vaekit train` picks by itself here for a 100-epoch run of this model on the 50,000 images
-    precision = auto_precision("cpu")[0]
-    compiled = auto_compile(precision, "cpu", 100 * x.shape[0])[0]
+    precision = auto_precision(dev)[0]
+    compiled = auto_compile(precision, dev, 100 * x.shape[0])[0]
     default = {("fp32", False): "vaekit", ("bf16", False): "vaekit --precision bf16",
                ("bf16", True): "vaekit --precision bf16 --compile"}[(precision, compiled)]
-    if not a.no_pythae:
+    if not a.no_pythae and dev.type == "cpu":  # its trainer picks the GPU by itself; compared on the CPU only
         try:
             import importlib.metadata
 
@@ -144,15 +155,15 @@ def main() -> None:
             contenders["pythae " + importlib.metadata.version("pythae")] = pythae_epoch
         except ImportError:
             print("pythae is not installed: skipping it (pip install pythae)")
-    states = {k: {} for k in contenders}
+    states = {k: {"device": dev} for k in contenders}
     rates: dict[str, list[float]] = {k: [] for k in contenders}
     bound = []
     for r in range(a.rounds):
         for name, fn in contenders.items():
             rates[name].append(fn(x, a.batch_size, states[name]))
             print(f"round {r + 1}: {name}: {rates[name][-1]:,.0f} img/s", flush=True)
-        bound.append(a.batch_size / mlp_gemm_seconds(a.batch_size, LAYERS, backward=True))
-    gflops = gemm_gflops()
+        bound.append(a.batch_size / mlp_gemm_seconds(a.batch_size, LAYERS, backward=True, device=a.device))
+    gflops = gemm_gflops(device=a.device)
     gemm_bound = median(bound)
     med = {k: median(v) for k, v in rates.items()}
     base = med["hand-written loop (pytorch/examples style)"]
@@ -167,15 +178,17 @@ def main() -> None:
     lines.append(f"| float32 matrix products of one step alone (the bound) | {gemm_bound:,.0f} | "
                  f"{', '.join(f'{x:,.0f}' for x in bound)} | {gemm_bound / base:.2f}x |{vs_py(gemm_bound)} 100% |")
     m = machine()
-    md = (f"### Training throughput, MLP 784-400-20, batch {a.batch_size}, Adam\n\n"
-          f"{m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, PyTorch {m['torch']}, "
+    where = (f"{m['cuda']} (host: {m['cpu']}, {m['cores']} cores)" if dev.type == "cuda"
+             else f"{m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads")
+    md = (f"### Training throughput, MLP 784-400-20, batch {a.batch_size}, Adam, {dev.type}\n\n"
+          f"{where}, PyTorch {m['torch']}, "
           f"{m['date']}; data: {source}.\n\n" + "\n".join(lines) + "\n\n"
-          f"{FLOP_PER_IMAGE / 1e6:.2f} MFLOP per image per step; square 1024 float32 GEMM: {gflops:.0f} GFLOP/s; "
+          f"{FLOP_PER_IMAGE / 1e6:.2f} MFLOP per image per step; square 1024 float32 GEMM: {gflops:,.0f} GFLOP/s; "
           f"the bound's products ran at {gemm_bound * FLOP_PER_IMAGE / 1e9:.0f} GFLOP/s. \"vaekit\" is float32; "
           f"the default here (`--precision auto`, compile decided for a 100-epoch run): {default}.\n")
     others = {k: v for k, v in med.items() if k.startswith("pythae")}
     bf16 = max(med["vaekit --precision bf16"], med["vaekit --precision bf16 --compile"])
-    payload = {"machine": m, "default": default, "batch_size": a.batch_size, "rounds": rates, "median": med, "gemm_bound": gemm_bound,
+    payload = {"machine": m, "device": dev.type, "default": default, "batch_size": a.batch_size, "rounds": rates, "median": med, "gemm_bound": gemm_bound,
                "gemm_bound_rounds": bound, "square_gemm_gflops": gflops, "flop_per_image": FLOP_PER_IMAGE,
                "ratios": {"vaekit_vs_handwritten": med["vaekit"] / base,
                           "vaekit_of_bound": med["vaekit"] / gemm_bound,
@@ -183,7 +196,7 @@ def main() -> None:
                           "vaekit_default_vs_handwritten": med[default] / base,
                           **{f"vaekit_vs_{k}": med["vaekit"] / v for k, v in others.items()},
                           **{f"vaekit_bf16_vs_{k}": bf16 / v for k, v in others.items()}}}
-    write_results("throughput", payload, md)
+    write_results("throughput" if dev.type == "cpu" else f"throughput-{dev.type}", payload, md)
 
 
 if __name__ == "__main__":
