@@ -46,7 +46,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = build_model(ModelConfig(latent_dim=20, hidden=(400,)), (1, 28, 28)).to(dev).eval()
     n, k = x.shape[0], a.iw_samples
-    chunk = max(1, min(k, ev.MAX_ELEMENTS // (a.batch_size * 784)))
+    chunk = ev.chunk_samples(dev, k, a.batch_size, 784)
     rows = a.batch_size * chunk
     # the bound: the decoder's two products for all n*k samples, at the chunk shape evaluate() uses
     per_chunk = mlp_gemm_seconds(rows, DECODER, backward=False, device=a.device)

@@ -78,6 +78,14 @@ def test_evaluate_is_the_same_when_chunked(monkeypatch):
     assert chunked["bits_per_dim"] == pytest.approx(chunked["nll"] / (12 * math.log(2)))
 
 
+def test_evaluation_chunks_are_sized_by_device():
+    # the CPU keeps its chunks in cache; a GPU needs large ones to fill it (docs/benchmarks.md, "GPU")
+    assert evaluate_mod.chunk_samples(torch.device("cpu"), 5000, 100, 784) == 26
+    assert evaluate_mod.chunk_samples(torch.device("cuda"), 5000, 100, 784) == 855
+    assert evaluate_mod.chunk_samples(torch.device("cuda"), 100, 100, 784) == 100  # never more than K
+    assert evaluate_mod.chunk_samples(torch.device("cpu"), 5000, 100, 10**6) == 1  # never fewer than one
+
+
 def test_evaluate_is_deterministic_and_restores_the_rng():
     model, x = tiny_model(), binary_data(n=10)
     state = torch.random.get_rng_state()

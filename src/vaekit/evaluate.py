@@ -22,9 +22,18 @@ from .data.datasets import to_unit
 from .errors import VaekitError
 from .objectives import ELBO
 
-# decoder outputs held at once: chunk_samples * batch_images * D <= this (8 MB in float32:
-# small enough to stay in cache; 2^21 ran about twice as fast as 2^25 on a 2-core CPU)
+# decoder outputs held at once: chunk_samples * batch_images * D <= this. On a CPU 2^21 (8 MB in
+# float32: small enough to stay in cache; it ran about twice as fast as 2^25 on a 2-core CPU).
+# On a GPU the chunks must be large for its kernels to fill it: 2^26 (256 MB of outputs, a few
+# times that at the peak; docs/benchmarks.md, "Evaluation", gives the sizes measured on an H100).
 MAX_ELEMENTS = 1 << 21
+MAX_ELEMENTS_GPU = 1 << 26
+
+
+def chunk_samples(device: torch.device, iw_samples: int, batch_size: int, d: int) -> int:
+    """How many of the K samples of a batch of images go through the decoder at once."""
+    limit = MAX_ELEMENTS if device.type == "cpu" else MAX_ELEMENTS_GPU
+    return max(1, min(iw_samples, limit // (batch_size * d)))
 
 
 def _device(model) -> torch.device:
@@ -62,7 +71,8 @@ def _nll_per_image(model, x: torch.Tensor, iw_samples: int, batch_size: int, bar
     """-log p(x) (or -log p(x|y)) estimates ``[N]`` (float64, CPU) and the summed reconstruction term and KL."""
     n, d = x.shape[0], x[0].numel()
     dev = _device(model)
-    chunk = max(1, min(iw_samples, MAX_ELEMENTS // (batch_size * d)))
+    chunk = chunk_samples(dev, iw_samples, batch_size, d)
+    acc_dtype = torch.float32 if dev.type == "mps" else torch.float64  # MPS has no float64
     nll = torch.empty(n, dtype=torch.float64)
     rec_sum = kl_sum = 0.0
     for i in range(0, n, batch_size):
@@ -72,13 +82,13 @@ def _nll_per_image(model, x: torch.Tensor, iw_samples: int, batch_size: int, bar
         prior = model.prior_given(yb)  # once per batch: the VampPrior runs the encoder on its pseudo-inputs
         kl_sum += float(model.kl(q, y=yb, prior=prior).sum())
         acc = StreamingLogMeanExp()
-        rec_b = torch.zeros(xb.shape[0], dtype=torch.float64)
+        rec_b = torch.zeros(xb.shape[0], dtype=acc_dtype, device=dev)  # on the device: no wait per chunk
         for k in range(0, iw_samples, chunk):
             log_w, log_px_z = model.log_weights(xb, min(chunk, iw_samples - k), q=q, y=yb, prior=prior)
-            acc.update(log_w.double() if dev.type != "mps" else log_w)
-            rec_b += (log_px_z if dev.type == "mps" else log_px_z.double()).sum(0).cpu().double()
+            acc.update(log_w.to(acc_dtype))
+            rec_b += log_px_z.to(acc_dtype).sum(0)
         nll[i : i + xb.shape[0]] = -acc.result().cpu().double()
-        rec_sum += float(rec_b.sum()) / iw_samples
+        rec_sum += float(rec_b.double().sum()) / iw_samples
         bar.update(xb.shape[0])
     return nll, rec_sum, kl_sum
 
