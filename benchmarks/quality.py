@@ -86,8 +86,9 @@ def plot(labels: list[str]) -> None:
     from vaekit.plots import save_figure
 
     results = [json.loads((RESULTS / f"quality-{label}.json").read_text()) for label in labels]
-    fig = Figure(figsize=(11, 4.5))
+    fig = Figure(figsize=(11, 5.4))
     left, right = fig.subplots(1, 2, gridspec_kw={"wspace": 0.3})
+    fig.subplots_adjust(bottom=0.22)
     for r in results:
         name = f"{r['label']} ({r['how']})"
         line = right.plot([c["minutes"] for c in r["elbo_curve"]], [c["valid_elbo"] for c in r["elbo_curve"]],
@@ -108,7 +109,8 @@ def plot(labels: list[str]) -> None:
                       color="grey", xytext=(3, 2), textcoords="offset points")
     lows = [max(c["valid_elbo"] for c in r["elbo_curve"]) for r in results]
     right.set_ylim(min(lows) - 8, max(lows) + 1)
-    left.legend(fontsize=8)
+    handles, names = left.get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=2, fontsize=8, frameon=False)
     fig.suptitle("configs/quality.toml on statically binarized MNIST (valid split)")
     save_figure(fig, ROOT / "docs" / "images" / "quality-curves.png")
     md = "\n".join(f"### {r['label']} ({r['how']})\n\n" + table(r["points"]) for r in results)
