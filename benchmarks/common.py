@@ -28,6 +28,22 @@ def load_train_images(data_dir: str | None, n: int = 50000) -> tuple[torch.Tenso
     return torch.bernoulli(torch.full((n, 784), 0.13), generator=g), "random binary 784-pixel images (no data dir)"
 
 
+def load_valid_images(data_dir: str | None, n: int) -> tuple[torch.Tensor, str]:
+    """The first ``n`` binarized MNIST valid images ``[n, 784]`` if the folder is there, else random binary
+    images of the same size (the speed scripts' cost does not depend on the pixels)."""
+    from vaekit.data import load_dataset
+
+    folder = Path(data_dir) if data_dir else DEFAULT_DATA
+    if folder.is_dir():
+        return load_dataset("binarized-mnist", "valid", folder).x[:n].flatten(1), "binarized MNIST valid"
+    return torch.bernoulli(torch.full((n, 784), 0.13)), "random binary images"
+
+
+def where(m: dict, device: str) -> str:
+    """The machine a result was measured on, in words: the GPU and its host, or the CPU."""
+    return f"{m['cuda']} (host: {m['cpu']}, {m['cores']} cores)" if device == "cuda" else f"{m['cpu']}, {m['cores']} cores"
+
+
 def machine() -> dict:
     cpu = platform.processor() or platform.machine()
     try:

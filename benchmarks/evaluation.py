@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_device_argument, machine, mlp_gemm_seconds, sync, write_results  # noqa: E402
+from common import (add_device_argument, load_valid_images, machine, mlp_gemm_seconds, sync,  # noqa: E402
+                    where, write_results)
 
 from vaekit.config import ModelConfig  # noqa: E402
-from vaekit.data import load_dataset  # noqa: E402
 from vaekit.models import build_model  # noqa: E402
 
 ev = importlib.import_module("vaekit.evaluate")
@@ -38,11 +38,7 @@ def main() -> None:
     add_device_argument(ap)
     a = ap.parse_args()
     dev = torch.device(a.device)
-    folder = Path(a.data_dir) if a.data_dir else Path(__file__).resolve().parents[2] / "shared/data/binarized_mnist"
-    if folder.is_dir():
-        x, source = load_dataset("binarized-mnist", "valid", folder).x[: a.n_images].flatten(1), "binarized MNIST valid"
-    else:
-        x, source = torch.bernoulli(torch.full((a.n_images, 784), 0.13)), "random binary images"
+    x, source = load_valid_images(a.data_dir, a.n_images)
     torch.manual_seed(0)
     model = build_model(ModelConfig(latent_dim=20, hidden=(400,)), (1, 28, 28)).to(dev).eval()
     n, k = x.shape[0], a.iw_samples
@@ -59,9 +55,8 @@ def main() -> None:
     took = time.perf_counter() - t
     m = machine()
     flops = 2 * n * k * sum(i * o for i, o in DECODER)
-    where = f"{m['cuda']} (host: {m['cpu']})" if dev.type == "cuda" else f"{m['cpu']}, {m['cores']} cores"
     md = (f"### Evaluation: IWAE NLL, K={k}, {n:,} images, MLP 784-400-20, {dev.type}\n\n"
-          f"{where}, PyTorch {m['torch']}, {m['date']}; data: {source}; "
+          f"{where(m, dev.type)}, PyTorch {m['torch']}, {m['date']}; data: {source}; "
           f"{a.batch_size} images x {chunk} samples per chunk ({rows:,} decoder rows).\n\n"
           "| what | seconds | ratio to the bound |\n|---|---|---|\n"
           f"| `vaekit.evaluate` (everything: encoder, sampling, decoder, log-probs, log-sum-exp) | {took:.1f} | "

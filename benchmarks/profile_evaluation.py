@@ -20,10 +20,9 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, machine, markdown_table, write_results  # noqa: E402
+from common import DEFAULT_DATA, load_valid_images, machine, markdown_table, write_results  # noqa: E402
 
 from vaekit.config import ModelConfig  # noqa: E402
-from vaekit.data import load_dataset  # noqa: E402
 from vaekit.models import build_model  # noqa: E402
 
 ev = importlib.import_module("vaekit.evaluate")
@@ -36,11 +35,7 @@ def main() -> None:
     ap.add_argument("--iw-samples", type=int, default=5000)
     ap.add_argument("--rows", type=int, default=12, help="operators listed")
     a = ap.parse_args()
-    folder = Path(a.data_dir)
-    if folder.is_dir():
-        x, source = load_dataset("binarized-mnist", "valid", folder).x.flatten(1)[: a.n_images], "binarized MNIST valid"
-    else:
-        x, source = torch.bernoulli(torch.full((a.n_images, 784), 0.13)), "random binary images"
+    x, source = load_valid_images(a.data_dir, a.n_images)
     torch.manual_seed(0)
     model = build_model(ModelConfig(latent_dim=20, hidden=(400,)), (1, 28, 28)).eval()
     ev.evaluate(model, x[:100], iw_samples=min(500, a.iw_samples))  # warm-up

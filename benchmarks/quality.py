@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, RESULTS, ROOT, machine, write_results  # noqa: E402
+from common import DEFAULT_DATA, RESULTS, ROOT, machine, where, write_results  # noqa: E402
 
 import vaekit  # noqa: E402
 from vaekit.config import load_config  # noqa: E402
@@ -68,9 +68,8 @@ def run(a) -> None:
            f"{'on' if any(m.startswith('compile: on') for m in lines) or a.compile else 'off'}")
     m = machine()
     dev = next(res.model.parameters()).device.type
-    where = f"{m['cuda']} (host: {m['cpu']})" if dev == "cuda" else f"{m['cpu']}, {m['cores']} cores"
     md = (f"### Time to quality: `{Path(a.config).name}`, {a.label} ({how}, {dev})\n\n"
-          f"{where}, PyTorch {m['torch']}, {m['date']}. Statically binarized MNIST, valid "
+          f"{where(m, dev)}, PyTorch {m['torch']}, {m['date']}. Statically binarized MNIST, valid "
           "split, 10,000 images; NLL from the importance-weighted bound (float32) of the best-valid-ELBO "
           "checkpoint so far; training minutes include data loading and compilation, not evaluation.\n\n"
           + table(points))

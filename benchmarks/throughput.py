@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_example import ExampleVAE, make_loader, train_steps  # noqa: E402
 from common import (add_device_argument, gemm_gflops, load_train_images, machine, median,  # noqa: E402
-                    mlp_gemm_seconds, sync, write_results)
+                    mlp_gemm_seconds, sync, where, write_results)
 
 from vaekit.config import RunConfig  # noqa: E402
 from vaekit.trainer import auto_compile, auto_precision  # noqa: E402
@@ -178,10 +178,9 @@ def main() -> None:
     lines.append(f"| float32 matrix products of one step alone (the bound) | {gemm_bound:,.0f} | "
                  f"{', '.join(f'{x:,.0f}' for x in bound)} | {gemm_bound / base:.2f}x |{vs_py(gemm_bound)} 100% |")
     m = machine()
-    where = (f"{m['cuda']} (host: {m['cpu']}, {m['cores']} cores)" if dev.type == "cuda"
-             else f"{m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads")
+    place = where(m, dev.type) + ("" if dev.type == "cuda" else f", {m['torch_threads']} torch threads")
     md = (f"### Training throughput, MLP 784-400-20, batch {a.batch_size}, Adam, {dev.type}\n\n"
-          f"{where}, PyTorch {m['torch']}, "
+          f"{place}, PyTorch {m['torch']}, "
           f"{m['date']}; data: {source}.\n\n" + "\n".join(lines) + "\n\n"
           f"{FLOP_PER_IMAGE / 1e6:.2f} MFLOP per image per step; square 1024 float32 GEMM: {gflops:,.0f} GFLOP/s; "
           f"the bound's products ran at {gemm_bound * FLOP_PER_IMAGE / 1e9:.0f} GFLOP/s. \"vaekit\" is float32; "
