@@ -33,12 +33,43 @@ def test_every_prior_with_every_objective_trains_and_evaluates(tmp_path, prior, 
     assert res.model.sample(5).shape == (5, 1, 8, 8)
 
 
-def test_free_bits_train_with_the_standard_prior_and_are_refused_with_mixtures(tmp_path):
-    res = vaekit.train(cfg("standard", free_bits=0.2), tmp_path / "r", progress=False, log=lambda m: None)
+@pytest.mark.parametrize("prior", ["standard", "mog", "vamp"])
+def test_free_bits_train_with_every_prior_that_gives_a_kl_per_dimension(tmp_path, prior):
+    from vaekit.data import to_unit
+    from vaekit.objectives import ELBO
+
+    c = cfg(prior, free_bits=0.2)
+    res = vaekit.train(c, tmp_path / "r", progress=False, log=lambda m: None)
     assert math.isfinite(res.history[-1]["valid_elbo"])
-    for prior in ("mog", "vamp"):
-        with pytest.raises(VaekitError, match="factorises per dimension"):
-            cfg(prior, free_bits=0.2)
+    model, x = res.model, to_unit(load_split(c, "valid").x[:40])
+    terms = {}
+    torch.set_grad_enabled(False)
+    for fb in (0.0, 0.2):  # the same samples: free bits change the loss, never the reported terms
+        torch.manual_seed(1)
+        terms[fb] = ELBO(free_bits=fb).terms(model, x)
+    a, b = terms[0.2], terms[0.0]
+    assert torch.allclose(a.elbo, b.elbo, atol=1e-3) and torch.allclose(a.kl, b.kl, atol=1e-3)
+    if prior == "standard":  # the KL is the sum of its dimensions'
+        assert a.kl_rest is None and torch.allclose(a.kl_per_dim.sum(), a.kl, atol=1e-3)
+    else:  # a mixture's marginals leave part of the KL out; the loss keeps it
+        assert a.kl_rest is not None and torch.allclose(a.kl_per_dim.sum() + a.kl_rest, a.kl, atol=1e-3)
+    # clamping only ever raises the KL term: the loss is never below the negative ELBO
+    assert float(ELBO(free_bits=0.2).loss(a, 40)) >= float(-a.elbo / 40) - 1e-4
+    torch.set_grad_enabled(True)
+
+
+def test_free_bits_are_refused_for_a_prior_without_a_kl_per_dimension():
+    from vaekit.models import PRIORS, StandardNormalPrior
+
+    class Whole(StandardNormalPrior):  # a prior that declares no per-dimension KL
+        per_dimension = False
+
+    PRIORS["whole"] = Whole
+    try:
+        with pytest.raises(VaekitError, match="the whole prior does not give .* use a prior that does: standard, mog"):
+            cfg("whole", free_bits=0.2)
+    finally:
+        del PRIORS["whole"]
 
 
 @pytest.mark.parametrize("bad,match", [({"free_bits": -1}, "free_bits"), ({"beta": -0.5}, "beta"),

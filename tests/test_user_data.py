@@ -120,10 +120,10 @@ def test_bad_user_data_is_one_line_and_writes_nothing(tmp_path, capsys):
 
 
 def test_the_memory_estimate_refuses_before_decoding(tmp_path, monkeypatch):
-    from vaekit.data import user
+    from vaekit import limits
 
     data = make_folder(tmp_path / "imgs", n=4)
-    monkeypatch.setattr(user, "available_memory", lambda: 1000)
+    monkeypatch.setattr(limits, "available_memory", lambda: 1000)
     c = RunConfig.from_dict({"data": {"name": "folder", "data_dir": str(data)}})
     with pytest.raises(VaekitError, match=r"need .* GiB decoded, more than half .* try --image-size 8"):
         load_split(c, "train")

@@ -45,10 +45,14 @@ def _file_mode() -> int:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file, fsync and rename."""
+    """Write ``data`` to ``path`` via a temporary file, fsync and rename. An ``OSError`` names ``path``, the file
+    asked for, not the hidden temporary one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None
     try:
         os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "wb") as f:
@@ -56,9 +60,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise OSError(e.errno, e.strerror, str(path)) from None
         raise
 
 
@@ -182,6 +188,8 @@ def load(run_dir: str | Path, checkpoint: str = "best", device: str | torch.devi
     files = {"best": BEST_FILE, "last": LAST_FILE}
     if checkpoint not in files:
         raise CheckpointError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
+    if not (run_dir / files[checkpoint]).is_file():
+        _no_checkpoint(run_dir, files[checkpoint])
     tensors, _ = _load_tensors(run_dir / files[checkpoint])
     if checkpoint == "last":
         tensors = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
@@ -189,6 +197,19 @@ def load(run_dir: str | Path, checkpoint: str = "best", device: str | torch.devi
     _load_state_strict(model, tensors, run_dir / files[checkpoint])
     model.config = config
     return model.to(device).eval()
+
+
+def _no_checkpoint(run_dir: Path, name: str) -> None:
+    """Say why a run directory holds no weights to load, and how to get them."""
+    resume = f"vaekit train --out {run_dir} --resume"
+    if not (run_dir / BEST_FILE).is_file() and not (run_dir / LAST_FILE).is_file():
+        raise CheckpointError(f"run '{run_dir}' has no finished epoch yet (it was stopped, or is still in its first "
+                              f"epoch); continue it with: {resume}")
+    if name == LAST_FILE:
+        raise CheckpointError(f"run '{run_dir}' has no {LAST_FILE}: its first epoch stopped before it was saved "
+                              f"completely; use the best weights (--checkpoint best), or continue it with: {resume}")
+    raise CheckpointError(f"checkpoint not found: {run_dir / name}; restore it from a copy, or continue the run "
+                          f"with: {resume}")
 
 
 def save_training_state(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,

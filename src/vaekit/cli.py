@@ -15,7 +15,7 @@ from pathlib import Path
 from . import __version__
 from .config import RunConfig, cli_options, load_toml
 from .distributed import DEVICES, teardown
-from .errors import VaekitError
+from .errors import VaekitError, os_error_line
 
 EPILOG = """examples:
   vaekit train                                  # the tutorial's VAE (2-D latent) on mnist-5k
@@ -148,8 +148,8 @@ def _positive(value: int, name: str) -> None:
 
 
 def cmd_train(a) -> int:
-    from .checkpoint import load_run_config
     from .distributed import setup
+    from .runs import saved_config
     from .train import train
 
     flags = {(sec, key): flag for sec, key, flag, _ in cli_options()}
@@ -162,7 +162,8 @@ def cmd_train(a) -> int:
         raise VaekitError("--resume needs --out RUN_DIR, the run to continue")
     # a resumed run starts from its saved settings; what the command gives must agree with them
     # (vaekit.train refuses a difference that would change the result, naming both values)
-    d = load_run_config(a.out).to_dict() if a.resume else {}
+    saved = saved_config(Path(a.out)) if a.resume else None  # None: killed before it wrote its settings
+    d = saved.to_dict() if saved is not None else {}
     for sec, values in (load_toml(a.config) if a.config else {}).items():
         if isinstance(values, dict) and isinstance(d.get(sec), dict):
             d[sec].update(values)
@@ -230,12 +231,14 @@ def _run_config_for_data(run_dir: str, data: str | None, data_dir: str | None,
 
 def cmd_evaluate(a) -> int:
     from .checkpoint import load
+    from .limits import check_iw_samples
     from .runs import load_split
     from .distributed import setup
     from .evaluate import evaluate
 
     _positive(a.iw_samples, "--iw-samples")
     _positive(a.batch_size, "--batch-size")
+    check_iw_samples(a.iw_samples)  # before the data are read
     ctx = setup(a.device)
     cfg = _run_config_for_data(a.run_dir, a.data, _abs_dir(a.data_dir), a.data_file)
     model = load(a.run_dir, checkpoint=a.checkpoint, device=ctx.device)
@@ -265,10 +268,32 @@ def cmd_evaluate(a) -> int:
 
 def _out_path(out: str | None, run_dir: str, default: str) -> Path:
     path = Path(out) if out else Path(run_dir) / default
+    if path.is_dir():
+        raise VaekitError(f"--out '{path}' is a folder; name a .png file, such as '{path / default}'")
     if path.suffix.lower() != ".png":
         raise VaekitError(f"--out must name a .png file, got '{path}'")
     if not path.parent.exists():
         raise VaekitError(f"folder '{path.parent}' does not exist; create it or choose another --out")
+    return path
+
+
+def _writing(where: Path, fn, *args, **kwargs):
+    """Call ``fn``, which writes pictures into ``where`` (a file, or a folder); a file there that cannot be
+    written ends in one line naming it and what to do (not the hidden temporary file written first)."""
+    try:
+        return fn(*args, **kwargs)
+    except OSError as e:
+        target = Path(e.filename or "").resolve()
+        if e.filename and (target == where.resolve() or where.resolve() in target.parents):
+            raise VaekitError(f"{os_error_line(e, 'write')} (--out chooses where)") from None
+        raise
+
+
+def _run_dir(path: str) -> str:
+    """A run directory given to evaluate, sample, reconstruct or plot, checked before anything is done."""
+    from .checkpoint import load_run_config
+
+    load_run_config(path)  # says what is wrong: missing, not a run, no config
     return path
 
 
@@ -277,13 +302,14 @@ def cmd_sample(a) -> int:
     from .plots import save_samples
 
     _positive(a.n, "-n")
+    out = _out_path(a.out, _run_dir(a.run_dir), "samples.png")
     model = load(a.run_dir)
     if a.label is not None and not getattr(model, "conditional", False):
         raise VaekitError("--label needs a conditional model (trained with --variant cvae); this run's model "
                           "ignores labels: drop --label")
     if a.label is not None and not 0 <= a.label < model.classes:
         raise VaekitError(f"--label {a.label}: this model's labels are 0..{model.classes - 1}")
-    path = save_samples(model, _out_path(a.out, a.run_dir, "samples.png"), n=a.n, seed=a.seed, label=a.label)
+    path = _writing(out, save_samples, model, out, n=a.n, seed=a.seed, label=a.label)
     print(f"wrote {path}")
     return 0
 
@@ -295,11 +321,11 @@ def cmd_reconstruct(a) -> int:
     from .runs import load_split
 
     _positive(a.n, "-n")
+    out = _out_path(a.out, _run_dir(a.run_dir), "reconstructions.png")
     cfg = _run_config_for_data(a.run_dir, None, _abs_dir(a.data_dir))
     model = load(a.run_dir)
     ds = load_split(cfg, a.split, model.image_shape)
-    path = save_reconstructions(model, to_unit(ds.x[: a.n]), _out_path(a.out, a.run_dir, "reconstructions.png"), n=a.n,
-                                y=ds.labels)
+    path = _writing(out, save_reconstructions, model, to_unit(ds.x[: a.n]), out, n=a.n, y=ds.labels)
     print(f"wrote {path}")
     return 0
 
@@ -307,12 +333,16 @@ def cmd_reconstruct(a) -> int:
 def cmd_plot(a) -> int:
     from .plots import write_figures
 
-    out = Path(a.out) if a.out else Path(a.run_dir)
+    out = Path(a.out) if a.out else Path(_run_dir(a.run_dir))
     if a.out:
-        out.mkdir(parents=True, exist_ok=True)
-    written = write_figures(a.run_dir, kinds=a.kind or None, out_dir=out, data_dir=_abs_dir(a.data_dir),
-                            dims=tuple(a.dims) if a.dims else None, projection=a.projection,
-                            log=lambda m: print(m, file=sys.stderr))
+        _run_dir(a.run_dir)  # before a folder is made for it
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise VaekitError(f"{os_error_line(e, 'create the folder')} (--out)") from None
+    written = _writing(out, write_figures, a.run_dir, kinds=a.kind or None, out_dir=out, data_dir=_abs_dir(a.data_dir),
+                       dims=tuple(a.dims) if a.dims else None, projection=a.projection,
+                       log=lambda m: print(m, file=sys.stderr))
     for path in written.values():
         print(f"wrote {path}")
     return 0
@@ -341,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     except (VaekitError, OSError) as e:
         if a.debug:
             raise
-        msg = str(e) if isinstance(e, VaekitError) else f"{type(e).__name__}: {e}"
+        msg = str(e) if isinstance(e, VaekitError) else os_error_line(e)
         if not getattr(e, "reported_by_main", False):
             print(f"vaekit: error: {msg}", file=sys.stderr)
         status, together = 1, getattr(e, "on_every_rank", False)  # raised by every rank at the same point

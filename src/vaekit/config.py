@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -21,11 +22,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .errors import VaekitError, unknown_name
+from .models.likelihoods import SIGMA_MIN  # the learned Gaussian's floor: one value, the likelihood's
 
 FORMAT_VERSION = 1
 BINARIZE_CHOICES = ("none", "dynamic", "static")
 DEQUANTIZE_CHOICES = ("none", "uniform")
-SIGMA_MIN = 0.003  # the learned Gaussian's floor: best of 0.0003-0.1 on mnist-5k (benchmarks/sigma_min.py)
 OPTIMIZERS = ("adam", "sgd")
 OBJECTIVES = ("elbo", "iwae")
 LR_SCHEDULES = ("constant", "cosine")
@@ -100,6 +101,18 @@ def _check_choice(field: str, value: Any, valid: tuple[str, ...]) -> None:
         raise unknown_name(field, value, valid, sort=False)
 
 
+def _check_finite(obj: Any, section: str) -> None:
+    """Refuse NaN and infinities in any number of a section, in the option's own words: an infinite rate, sigma
+    or budget would pass the range checks below and fail later under another option's name."""
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        if isinstance(v, float) and not math.isfinite(v):
+            name = f.metadata.get("flag") or "--" + f.name.replace("_", "-") if f.metadata.get("cli") \
+                else f"{section}.{f.name}"
+            default = f" (its default: {f.default:g})" if isinstance(f.default, float) else ""
+            raise VaekitError(f"{name} must be a finite number, got {v}{default}")
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -160,6 +173,7 @@ class DataConfig:
     def __post_init__(self):
         from .data import DATASETS  # the registry of names
 
+        _check_finite(self, "data")
         for key in ("image_shape", "image_size", "class_names"):
             if isinstance(getattr(self, key), list):
                 object.__setattr__(self, key, tuple(getattr(self, key)))
@@ -258,6 +272,7 @@ class ModelConfig:
     def __post_init__(self):
         from .models import ARCHITECTURES, LIKELIHOODS, PRIORS, VARIANTS
 
+        _check_finite(self, "model")
         for key in ("hidden", "conv_channels"):
             if isinstance(getattr(self, key), list):
                 object.__setattr__(self, key, tuple(getattr(self, key)))
@@ -331,7 +346,7 @@ class TrainConfig:
     n_samples: int = option(1, "samples of z per image: of the training ELBO, or the IWAE's K")
     beta: float = option(1.0, "weight of the KL term (beta-VAE); reported ELBOs always use 1")
     free_bits: float = option(0.0, "free bits: the batch-mean KL of each latent dimension counts as at least this "
-                                   "many nats (Kingma et al. 2016); needs the standard prior", metavar="F",
+                                   "many nats (Kingma et al. 2016); with any prior that gives a KL per dimension (standard, mog, vamp)", metavar="F",
                               default_text="0, off")
     warmup_epochs: int = option(0, "KL warm-up: the KL weight rises linearly to 1 over N epochs; reported ELBOs "
                                    "always use weight 1", default_text="0, none")
@@ -348,6 +363,7 @@ class TrainConfig:
                                     "reported numbers stay float32", choices=PRECISIONS)
 
     def __post_init__(self):
+        _check_finite(self, "train")
         _check(_is_int(self.epochs) and self.epochs >= 1, f"epochs must be a whole number >= 1, got {self.epochs!r}")
         _check(_is_int(self.batch_size) and self.batch_size >= 1,
                f"batch_size must be a whole number >= 1, got {self.batch_size!r}")
@@ -416,10 +432,14 @@ class RunConfig:
                               f"choose one with labels ({', '.join(n for n, d in DATASETS.items() if d.classes)}) "
                               "or --variant vae")
         check_data(self.model.likelihood, spec.binary, self.data.binarize, self.data.name, self.data.dequantize)
-        if self.train.free_bits > 0 and self.model.prior != "standard":
-            raise VaekitError(f"free bits clamp the KL of each latent dimension, which needs a prior that factorises "
-                              f"per dimension; the {self.model.prior} prior does not: drop --free-bits or use "
-                              "--prior standard")
+        if self.train.free_bits > 0:
+            from .models import PRIORS
+
+            if not getattr(PRIORS[self.model.prior], "per_dimension", False):
+                able = ", ".join(n for n, p in PRIORS.items() if getattr(p, "per_dimension", False))
+                raise VaekitError(f"free bits clamp the KL of each latent dimension, which the {self.model.prior} "
+                                  f"prior does not give (it declares no per_dimension); drop --free-bits or use a "
+                                  f"prior that does: {able}")
 
     def _resolve_source(self):
         """The data's spec. The user's folder or array is scanned only while something about it is unresolved

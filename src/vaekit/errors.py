@@ -9,6 +9,7 @@ message as one line and exits non-zero, without a traceback.
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
 
 
@@ -41,3 +42,18 @@ def unknown_name(kind: str, name: str, valid: Iterable[str], sort: bool = True,
     valid = sorted(valid) if sort else list(valid)
     hint = suggest(str(name), valid)
     return VaekitError(f"unknown {kind} '{shown or name}'{hint}; choose one of: {', '.join(valid)}")
+
+
+_OS_HINTS = {errno.EACCES: "choose a place you can write to", errno.EPERM: "choose a place you can write to",
+             errno.EROFS: "it is on a read-only file system: choose another place",
+             errno.ENOSPC: "free some space, then run it again", errno.EISDIR: "it is a folder: name a file instead",
+             errno.ENOTDIR: "a part of the path is a file, not a folder",
+             errno.ENOENT: "check that the path is right and that its folder takes new files"}
+
+
+def os_error_line(e: OSError, action: str = "use") -> str:
+    """An operating-system error as one line for a person: what could not be done to which path, the cause,
+    what to do; never the exception's class name."""
+    cause = e.strerror or str(e)
+    hint = _OS_HINTS.get(e.errno, "check the path")
+    return f"cannot {action} '{e.filename}': {cause}; {hint}" if e.filename else f"{cause}; {hint}"

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from .bounds import StreamingLogMeanExp, bits_per_dim
 from .data.datasets import to_unit
 from .errors import VaekitError
+from .limits import check_decoder_outputs, check_iw_samples
 from .objectives import ELBO
 
 # decoder outputs held at once: chunk_samples * batch_images * D <= this. On a CPU 2^21 (8 MB in
@@ -123,6 +124,9 @@ def evaluate(model, x: torch.Tensor, iw_samples: int = 1000, batch_size: int = 1
     n, d = x.shape[0], x[0].numel() if x.shape[0] else 0
     if n == 0:
         raise VaekitError("nothing to evaluate: the data holds no images")
+    check_iw_samples(iw_samples)
+    # at least one sample of each image of a batch goes through the decoder at once
+    check_decoder_outputs(min(batch_size, n), 1, d * model.decoder.likelihood.params_per_pixel, "--batch-size")
     conditional = getattr(model, "conditional", False)
     if conditional and y is None:
         raise VaekitError("this model is conditioned on labels (a cvae): pass the images' labels, y=")

@@ -8,7 +8,8 @@ turns that into the loss to minimise and the terms to report. The trainer and
   ``n_samples`` reparameterised samples of z. β = 1 is the true bound; β ≠ 1 is the
   β-VAE (Higgins et al., 2017). ``free_bits = λ`` clamps the batch-mean KL of every latent
   dimension below at λ nats (Kingma et al., 2016), so no dimension is pushed all the way to
-  the prior; it needs a KL that factorises per dimension.
+  the prior; it needs a prior that gives each dimension's KL (in closed form, or from its marginals as
+  the mixtures do; then the part of the KL the marginals leave out is kept unclamped).
 * :class:`IWAE` (Burda et al., 2016): log (1/K) Σ_k w_k with K samples; the reported bound
   is that value itself, never a surrogate.
 
@@ -37,6 +38,7 @@ class BatchTerms(NamedTuple):
     reconstruction: torch.Tensor  # E_q[log p(x|z)]
     kl: torch.Tensor  # KL(q(z|x) || p(z))
     kl_per_dim: torch.Tensor | None = None
+    kl_rest: torch.Tensor | None = None  # what the per-dimension terms leave of the KL (a mixture prior's)
 
 
 def _labels(y: torch.Tensor | None) -> dict:
@@ -82,14 +84,19 @@ class ELBO:
         rec, kl = t.reconstruction.sum(), t.kl.sum()
         elbo = t.elbo.sum()
         per_dim = t.kl_per_dim.sum(0) if t.kl_per_dim is not None else None
-        return BatchTerms(elbo, elbo, rec, kl, per_dim)
+        rest = t.kl_rest.sum() if getattr(t, "kl_rest", None) is not None else None
+        return BatchTerms(elbo, elbo, rec, kl, per_dim, rest)
 
     def loss(self, terms: BatchTerms, n_images: float) -> torch.Tensor:
         """What the optimiser minimises, per image of the batch (``n_images`` of them)."""
         rec, kl = terms.reconstruction, terms.kl
         if self.free_bits > 0:
-            # Kingma et al. (2016): sum_j max(lambda, batch-mean KL_j), times the batch size
+            # Kingma et al. (2016): sum_j max(lambda, batch-mean KL_j), times the batch size; for a prior that does
+            # not factorise (a mixture), its marginals' KLs are clamped and the rest of the KL is kept as it is,
+            # so that the loss is the true negative ELBO whenever no dimension is below lambda
             kl = terms.kl_per_dim.div(n_images).clamp_min(self.free_bits).sum() * n_images
+            if terms.kl_rest is not None:
+                kl = kl + terms.kl_rest
         return (kl - rec if self.beta == 1.0 else self.beta * kl - rec) / n_images
 
 

@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 
 from . import checkpoint as ckpt
+from . import limits
 from .config import RunConfig
 from .data import Dataset, load_data, prepare, to_unit
-from .errors import DataError, VaekitError
+from .errors import DataError, VaekitError, os_error_line
 from .models.likelihoods import BINARY, likelihood_class
 
 FRAMES_DIR = "frames"
@@ -49,9 +50,13 @@ class RunLock:
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise VaekitError(f"'{self.run_dir}' is a file, not a run directory; choose another --out")
         self.created_dir = not self.run_dir.exists()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / LOCK_FILE
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:  # /proc, /sys, a read-only mount, a folder of someone else's
+            why = os_error_line(OSError(e.errno, e.strerror, str(self.run_dir)), "create the run directory")
+            raise VaekitError(f"{why} (--out)") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -101,15 +106,45 @@ def check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
         return
     if run_dir.exists() and not run_dir.is_dir():
         raise VaekitError(f"'{run_dir}' is a file, not a run directory; choose another --out")
-    if run_dir.exists() and any(p.name != LOCK_FILE for p in run_dir.iterdir()) and not force:
+    if run_dir.exists() and not never_saved(run_dir) and not force:
         raise VaekitError(f"run directory '{run_dir}' already exists; pass --resume to continue it, "
                           "--force to overwrite it, or choose another --out")
 
 
+def _start_up_files(run_dir: Path) -> bool:
+    """Whether the folder holds nothing but what a run writes before its first epoch is saved: the lock,
+    the config, temporary files of a killed write, an empty frames/ folder."""
+    for p in run_dir.iterdir():
+        if p.name in (LOCK_FILE, ckpt.CONFIG_FILE) or (p.name.startswith(".") and p.name.endswith(".tmp")):
+            continue
+        if p.name == FRAMES_DIR and p.is_dir() and not any(p.iterdir()):
+            continue
+        return False
+    return True
+
+
+def never_saved(run_dir: Path) -> bool:
+    """A folder a run made (or was given empty) and stopped in before it saved anything of its training: empty,
+    or holding only start-up files (:func:`_start_up_files`). Starting it (with or without ``--resume``) starts
+    the run afresh; nothing is lost."""
+    return run_dir.is_dir() and _start_up_files(run_dir)
+
+
 def started_but_unsaved(run_dir: Path) -> bool:
-    """A run that was stopped before its first epoch was saved: its config is written, its trainer state is not.
-    Resuming it means starting it afresh (with the saved settings)."""
-    return (run_dir / ckpt.CONFIG_FILE).is_file() and not (run_dir / ckpt.LAST_FILE).is_file()
+    """A run that was stopped before its first epoch was saved: its trainer state is not written, and either its
+    config is (the settings to check a resume against) or the folder holds at most the lock (killed before the
+    config was written). Resuming it means starting it afresh (with the saved settings, when there are some)."""
+    if not run_dir.is_dir() or (run_dir / ckpt.LAST_FILE).is_file():
+        return False
+    return (run_dir / ckpt.CONFIG_FILE).is_file() or never_saved(run_dir)
+
+
+def saved_config(run_dir: Path) -> RunConfig | None:
+    """The settings a run directory was started with, or None for a run killed before it wrote them (it
+    resumes as a fresh start)."""
+    if started_but_unsaved(run_dir) and not (run_dir / ckpt.CONFIG_FILE).is_file():
+        return None
+    return ckpt.load_run_config(run_dir)
 
 
 def check_same_run(saved: RunConfig, given: RunConfig, run_dir: Path, log=lambda m: None) -> None:
@@ -149,13 +184,37 @@ def check_and_load(cfg: RunConfig, run_dir: Path, resume: bool, force: bool,
                    log=lambda m: None) -> tuple[Dataset, Dataset]:
     """Everything that may refuse a run, before anything is written: the directory, the saved settings
     of a resumed run, the data. Returns the training and valid splits."""
-    if resume and started_but_unsaved(run_dir):  # stopped inside its first epoch: it starts again
-        check_same_run(ckpt.load_run_config(run_dir), cfg, run_dir, log)
+    if resume and started_but_unsaved(run_dir):  # stopped before its first epoch was saved: it starts again
+        saved = saved_config(run_dir)
+        if saved is not None:
+            check_same_run(saved, cfg, run_dir, log)
         resume, force = False, True
     check_run_dir(run_dir, resume, force)
     if resume:
         check_same_run(ckpt.load_run_config(run_dir), cfg, run_dir, log)
-    return load_splits(cfg)  # bad data changes nothing
+    train, valid = load_splits(cfg)  # bad data changes nothing
+    check_cost(cfg, len(train))
+    return train, valid
+
+
+def check_cost(cfg: RunConfig, n_train: int) -> None:
+    """Refuse a run whose step or model would not fit, before anything is written: the decoder outputs of one
+    step (batch x samples x pixel numbers), and the model's parameters with their gradients and Adam's two
+    moments (counted on PyTorch's meta device, which allocates nothing)."""
+    import torch
+
+    from .models import build_model
+
+    c, h, w = cfg.data.image_shape
+    lik = likelihood_class(cfg.model.likelihood)
+    t = cfg.train
+    limits.check_decoder_outputs(min(t.batch_size, n_train), t.n_samples, c * h * w * lik.params_per_pixel,
+                                 f"--batch-size {t.batch_size} with --n-samples {t.n_samples}")
+    with torch.device("meta"):
+        model = build_model(cfg.model, cfg.data.image_shape, cfg.pixel_levels, cfg.data.classes)
+    n = sum(p.numel() for p in model.parameters())
+    limits.check_memory(16 * n, f"the model's {n:,} parameters with their gradients and the optimiser's state",
+                        "choose narrower layers (--hidden, --conv-channels) or a smaller --image-size")
 
 
 def claim(lock: RunLock, cfg: RunConfig, resume: bool, force: bool, log=lambda m: None) -> tuple[Dataset, Dataset]:
@@ -206,5 +265,5 @@ def load_splits(cfg: RunConfig) -> tuple[Dataset, Dataset]:
 
 
 __all__ = ["FRAMES_DIR", "LOCK_FILE", "RUN_FILES", "RESUMABLE_CHANGES", "RunLock", "WHERE_CHANGES", "check_and_load",
-           "check_run_dir", "claim", "check_same_run", "load_split",
-           "load_splits", "start_run_dir", "started_but_unsaved"]
+           "check_cost", "check_run_dir", "claim", "check_same_run", "load_split",
+           "load_splits", "never_saved", "saved_config", "start_run_dir", "started_but_unsaved"]

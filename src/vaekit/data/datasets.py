@@ -236,7 +236,12 @@ def load_data(data, split: str, progress: bool | None = None) -> Dataset:
             raise unknown_name("split", split, SPLITS, sort=False)
         return load_source(data, split, progress)
     if data.name == "shapes" and data.image_size and data.image_size[0] != SHAPES_SIDE:
-        x, y = load_shapes(split, side=data.image_size[0])
+        from ..limits import check_image_memory
+        from .shapes import SIZES
+
+        side = data.image_size[0]
+        check_image_memory(SIZES.get(split, 0), (3, side, side), f"shapes' {split} split")
+        x, y = load_shapes(split, side=side)
         return Dataset(torch.from_numpy(x), torch.from_numpy(y), tuple(x.shape[1:]), data.name, split, 256,
                        class_names=SHAPE_NAMES)
     return load_dataset(data.name, split, data.data_dir)

@@ -61,6 +61,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     expected = math.prod(shape) * dtype.itemsize  # Python integers: a huge header cannot wrap around to match
     found = len(data) - header
     if found != expected:
+        _check_dimension_count(p, data, ndim, shape, dtype.itemsize)
         what = "truncated" if found < expected else "longer than its header says"
         raise DataError(
             f"{p}: IDX file is {what}: header shape {shape} needs {expected} bytes of data, found {found}; "
@@ -68,6 +69,22 @@ def read_idx(path: str | Path) -> np.ndarray:
         )
     arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
     return arr.astype(dtype.newbyteorder("="), copy=True)
+
+
+def _check_dimension_count(p: Path, data: bytes, ndim: int, shape: tuple[int, ...], itemsize: int) -> None:
+    """Refuse a header whose dimension count is wrong (its sizes then read pixels as sizes, often 0), rather than
+    calling the file too long or short for a shape that was never in it."""
+    for k in range(1, 5):
+        if k == ndim or len(data) < 4 + 4 * k:
+            continue
+        other = tuple(int(v) for v in np.frombuffer(data, dtype=">u4", count=k, offset=4))
+        if all(other) and math.prod(other) * itemsize == len(data) - 4 - 4 * k:
+            raise DataError(f"{p}: IDX header is invalid: its dimension count says {ndim} (sizes {shape}), but the "
+                            f"data fit {k} dimensions {other}; the file is damaged: delete it and download it again")
+    if 0 in shape:
+        raise DataError(f"{p}: IDX header is invalid: it declares a dimension of size 0 (sizes {shape}) with "
+                        f"{len(data) - 4 - 4 * ndim} bytes of data after it; the file is damaged: delete it and "
+                        "download it again")
 
 
 def read_amat(path: str | Path, dim: int = 784) -> np.ndarray:

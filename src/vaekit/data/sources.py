@@ -147,11 +147,12 @@ def open_image(path: Path, channels: int | None, background: tuple[int, int, int
 
 def decode_images(files: list[Path], size: tuple[int, int] | None, channels: int | None,
                   background: tuple[int, int, int] = (255, 255, 255), skip_bad: bool = False,
-                  progress: bool = False) -> tuple[np.ndarray, list[int], list[Path]]:
+                  progress: bool = False, like: Path | None = None) -> tuple[np.ndarray, list[int], list[Path]]:
     """Decode ``files`` into one uint8 array ``[N, C, H, W]``.
 
     ``size`` (H, W): resize each image to cover it and cut the centre; without it every image must have the
-    first one's size (an error names two that differ). ``channels``: 1 or 3; without it the first image's
+    first one's size (an error names two that differ). ``like``: the file ``size`` was read from; then ``size``
+    is a size every image must already have (nothing is resized), and an error names that file and the odd one. ``channels``: 1 or 3; without it the first image's
     kind decides (grey or colour) and the others are converted to it. A file that cannot be decoded stops
     with its name, unless ``skip_bad`` (then it is left out and listed). Returns the array, the indices of the
     files kept, and the files skipped.
@@ -161,7 +162,7 @@ def decode_images(files: list[Path], size: tuple[int, int] | None, channels: int
     out: np.ndarray | None = None
     kept: list[int] = []
     bad: list[Path] = []
-    first: Path | None = None
+    first: Path | None = like
     for i, path in enumerate(tqdm(files, desc="decoding images", unit="img", disable=None if progress else True)):
         try:
             img = open_image(path, channels, background)
@@ -172,7 +173,7 @@ def decode_images(files: list[Path], size: tuple[int, int] | None, channels: int
             bad.append(path)
             continue
         if out is None:
-            first = path
+            first = first or path
             channels = channels or (1 if img.mode == "L" else 3)
             h, w = size or (img.height, img.width)
             out = np.empty((len(files), channels, h, w), dtype=np.uint8)
@@ -180,7 +181,7 @@ def decode_images(files: list[Path], size: tuple[int, int] | None, channels: int
             img = img.convert("RGB")
         elif channels == 1 and img.mode == "RGB":
             img = img.convert("L")
-        if size is not None:
+        if size is not None and like is None:
             img = resize_and_crop(img, *size)
         elif (img.height, img.width) != out.shape[2:]:
             raise DataError(f"images differ in size: '{first}' is {out.shape[3]}x{out.shape[2]} but '{path}' is "
@@ -191,22 +192,6 @@ def decode_images(files: list[Path], size: tuple[int, int] | None, channels: int
     if out is None:
         raise DataError(f"none of the {len(files)} image files could be read (the first: '{files[0]}')")
     return out[: len(kept)], kept, bad
-
-
-def estimated_bytes(n: int, channels: int, height: int, width: int) -> int:
-    """Memory for ``n`` decoded images as uint8."""
-    return n * channels * height * width
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available now (Linux: MemAvailable), or None when unknown."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 LAYOUTS = ("NHW", "NHWC", "NCHW")
@@ -235,10 +220,22 @@ def read_array(path: str | Path, layout: str | None = None) -> tuple[np.ndarray,
     path = Path(path)
     if not path.is_file():
         raise DataError(f"array file '{path}' not found; pass an existing .npy or .npz file to --data-file")
+    with path.open("rb") as f:
+        head = f.read(6)
+    if head != b"\x93NUMPY" and not head.startswith(b"PK"):  # the .npy magic, or the zip an .npz is
+        raise DataError(f"'{path}' is not a numpy array file (.npy or .npz); save your images with numpy.save or "
+                        "numpy.savez")
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        raise DataError(f"cannot read '{path}' as a numpy array file ({e}); save it with numpy.save or numpy.savez")
+    except ValueError as e:
+        if "pickle" in str(e):  # an array of Python objects: vaekit never unpickles
+            raise DataError(f"'{path}' holds Python objects (a pickle), which vaekit never loads; save a numeric "
+                            "array: numpy.save(path, images.astype('uint8'))") from None
+        raise DataError(f"'{path}' is a damaged numpy array file ({e}); save it again with numpy.save or "
+                        "numpy.savez") from None
+    except (OSError, EOFError) as e:
+        raise DataError(f"'{path}' is a damaged numpy array file ({e}); save it again with numpy.save or "
+                        "numpy.savez") from None
     y = None
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
@@ -251,9 +248,16 @@ def read_array(path: str | Path, layout: str | None = None) -> tuple[np.ndarray,
         x = loaded
     if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
         raise DataError(f"'{path}' holds {x.dtype} pixels; give uint8 in 0..255 or floats in [0, 1]")
-    if np.issubdtype(x.dtype, np.floating) and x.size and (not np.isfinite(x).all() or x.min() < 0 or x.max() > 1):
-        raise DataError(f"'{path}' holds float pixels outside [0, 1] (from {np.nanmin(x):g} to {np.nanmax(x):g}); "
-                        "scale them to [0, 1] or save uint8 in 0..255")
+    if np.issubdtype(x.dtype, np.floating) and x.size:
+        nan, inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
+        if nan or inf:
+            what = " and ".join(f"{n:,} {name} pixel{'s' if n > 1 else ''}" for n, name in ((nan, "NaN"), (inf, "infinite"))
+                                if n)
+            raise DataError(f"'{path}' holds {what}; every pixel must be a number in [0, 1] (replace them, e.g. "
+                            "numpy.nan_to_num(x, nan=0.0), or drop those images)")
+        if x.min() < 0 or x.max() > 1:
+            raise DataError(f"'{path}' holds float pixels outside [0, 1] (from {x.min():g} to {x.max():g}); scale "
+                            "them to [0, 1] or save uint8 in 0..255")
     layout = layout or detect_layout(x.shape)
     if layout not in LAYOUTS:
         raise DataError(f"unknown layout '{layout}'; choose one of: {', '.join(LAYOUTS)}")

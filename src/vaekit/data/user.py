@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .sources import (available_memory, decode_images, estimated_bytes, files_digest, parse_background, read_array,
-                      resize_and_crop, scan_folder, split_indices)
+from ..limits import check_image_memory
+from .sources import decode_images, files_digest, parse_background, read_array, resize_and_crop, scan_folder, split_indices
 
 SOURCES = ("folder", "array")
 SPLIT_SEED = 0
@@ -47,6 +47,7 @@ class Source:
     where: str  # the folder or file, for messages
     skipped_files: int = 0  # non-image files in the folder
     array: np.ndarray | None = None  # the array source's images [N, C, H, W]
+    first_image: Path | None = None  # the folder's first training image: the size the others must have
     layout: str | None = None  # the array's layout as read
 
 
@@ -64,7 +65,9 @@ def source_spec(dc) -> Source:
     if dc.name == "folder":  # scanned each time (a listing and a stat per file): a changed folder is always seen
         if not dc.data_dir:
             raise DataError("--data folder needs --data-dir DIR, the folder that holds your images")
-        return _scan_folder(dc)
+        src = _scan_folder(dc)
+        _check_valid_split(dc, src)
+        return src
     else:  # read once per process while the file's modification time and size stay the same
         if not dc.data_file:
             raise DataError("--data array needs --data-file FILE, a .npy or .npz file of images")
@@ -74,6 +77,7 @@ def source_spec(dc) -> Source:
     if key not in _CACHE:
         _CACHE.clear()  # one array held at a time
         _CACHE[key] = _scan_array(dc)
+    _check_valid_split(dc, _CACHE[key])
     return _CACHE[key]
 
 
@@ -103,21 +107,21 @@ def _scan_folder(dc) -> Source:
         splits[s] = scan.files[s] if own else [pool[i] for i in cut[s]]
         if labels is not None:
             labels[s] = scan.labels[s] if own else [scan.labels[pool_key][i] for i in cut[s]]
-    (h, w), channels = _first_image(splits["train"], dc)
+    first, (h, w), channels = _first_image(splits["train"], dc)
     if dc.image_size is not None:
         h, w = _size(dc)
     return Source("folder", (dc.channels or channels, h, w), 256, scan.class_names, digest, len(files), splits,
-                  labels, str(root), len(scan.not_images))
+                  labels, str(root), len(scan.not_images), first_image=first)
 
 
-def _first_image(files: list[Path], dc) -> tuple[tuple[int, int], int]:
-    """The size and channels of the first readable training image (the others must agree, or be resized)."""
+def _first_image(files: list[Path], dc) -> tuple[Path, tuple[int, int], int]:
+    """The first readable training image, its size and channels (the others must agree, or be resized)."""
     from .sources import open_image
 
     for path in files:
         try:
             img = open_image(path, None, parse_background(dc.background))
-            return (img.height, img.width), 1 if img.mode == "L" else 3
+            return path, (img.height, img.width), 1 if img.mode == "L" else 3
         except (OSError, ValueError, SyntaxError) as e:
             if not dc.skip_bad_images:
                 raise DataError(f"cannot read image '{path}' ({type(e).__name__}: {e}); remove or repair it, or pass "
@@ -137,6 +141,7 @@ def _scan_array(dc) -> Source:
     if dc.channels and dc.channels != x.shape[1]:
         x = x.mean(axis=1, keepdims=True).round().astype(x.dtype) if dc.channels == 1 else np.repeat(x, 3, axis=1)
     if dc.image_size is not None and (x.shape[2], x.shape[3]) != _size(dc):
+        check_image_memory(len(x), (x.shape[1], *_size(dc)), f"'{path}'")
         x = _resize_array(x, *_size(dc))
     digest = hashlib.sha256(f"{path.name}\t{path.stat().st_size}\t{layout}".encode()).hexdigest()[:16]
     cut = split_indices(len(x), dc.valid_fraction, dc.test_fraction, SPLIT_SEED)
@@ -160,6 +165,31 @@ def _resize_array(x: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
+def _check_valid_split(dc, src: Source) -> None:
+    """Training needs a valid split (the valid ELBO picks the best epoch); refuse a source that has none, naming
+    what made it empty."""
+    if len(src.splits["valid"]):
+        return
+    if src.kind == "folder" and (Path(src.where) / "valid").is_dir():
+        raise DataError(f"'{Path(src.where) / 'valid'}' holds no images; add some, or remove the empty folder so that "
+                        "--valid-fraction holds images out of train/")
+    raise DataError(f"--valid-fraction 0 leaves '{src.where}' no valid split, which training needs (the valid ELBO "
+                    "picks the best epoch); pass --valid-fraction 0.1 (its default)"
+                    + (", or give the folder a valid/ folder" if src.kind == "folder" else ""))
+
+
+def empty_split_error(dc, src: Source, split: str) -> DataError:
+    """The split holds no images: say which option or folder made it empty, and what to pass instead."""
+    own = src.kind == "folder" and (Path(src.where) / split).is_dir()
+    if split == "train" or own:
+        where = Path(src.where) / split if own else src.where
+        return DataError(f"the '{split}' split of '{where}' holds no images; add some")
+    flag = f"--{split}-fraction"
+    return DataError(f"the run was made with {flag} 0, so '{src.where}' has no {split} split; evaluate another "
+                     f"(--split {'valid' if split == 'test' else 'train'}), or train a run with {flag} 0.1"
+                     + (f" (or give the folder a {split}/ folder)" if src.kind == "folder" else ""))
+
+
 def check_unchanged(dc, src: Source) -> None:
     """Refuse data that differ from what a saved run recorded (``dc.digest``, ``dc.n_files``)."""
     if dc.digest and dc.digest != src.digest:
@@ -174,7 +204,8 @@ def _cache_path(files: list[Path], dc, shape) -> Path:
     h = hashlib.sha256()
     for f in files:
         h.update(f"{f.resolve()}\t{f.stat().st_size}\t{f.stat().st_mtime_ns}\n".encode())
-    h.update(f"{shape}|{dc.background}|{dc.skip_bad_images}|{_size(dc) is not None}".encode())
+    # "v2": entries written before mixed sizes were refused may hold silently resized images
+    h.update(f"v2|{shape}|{dc.background}|{dc.skip_bad_images}|{_size(dc) is not None}".encode())
     return default_cache_dir() / "decoded" / f"{h.hexdigest()[:24]}.npz"
 
 
@@ -197,11 +228,11 @@ def load_source(dc, split: str, progress: bool | None = None, log=print):
             log(f"note: {src.skipped_files} file{'s are' if src.skipped_files > 1 else ' is'} not an image (PNG, "
                 f"JPEG, BMP, WebP) and {'were' if src.skipped_files > 1 else 'was'} left out")
         if not files:
-            raise DataError(f"the '{split}' split of '{src.where}' holds no images")
+            raise empty_split_error(dc, src, split)
         x, kept = _decode_cached(files, dc, src, split, progress, log)
         labels = [labels[i] for i in kept] if labels is not None else None
     if len(x) == 0:
-        raise DataError(f"the '{split}' split of '{src.where}' holds no images")
+        raise empty_split_error(dc, src, split)
     xt = torch.from_numpy(np.ascontiguousarray(x))
     yt = torch.as_tensor(np.asarray(labels, dtype=np.int64)) if labels is not None else None
     return Dataset(xt, yt, src.image_shape, dc.name, split, src.levels, class_names=src.class_names)
@@ -209,12 +240,7 @@ def load_source(dc, split: str, progress: bool | None = None, log=print):
 
 def _decode_cached(files: list[Path], dc, src: Source, split: str, progress, log):
     c, h, w = src.image_shape
-    need = estimated_bytes(len(files), c, h, w)
-    avail = available_memory()
-    if avail is not None and need > avail / 2:
-        side = max(8, int(min(h, w) * (avail / 2 / need) ** 0.5) // 8 * 8)
-        raise DataError(f"the {len(files):,} images of '{src.where}' ({split}) at {h}x{w}x{c} need {need / 2**30:.1f} "
-                        f"GiB decoded, more than half the {avail / 2**30:.1f} GiB available; try --image-size {side}")
+    check_image_memory(len(files), src.image_shape, f"'{src.where}' ({split})")
     path = _cache_path(files, dc, src.image_shape)
     if path.is_file():
         try:
@@ -222,8 +248,10 @@ def _decode_cached(files: list[Path], dc, src: Source, split: str, progress, log
                 return z["x"], z["kept"].tolist()
         except (OSError, ValueError, KeyError, EOFError):
             pass  # a damaged cache entry: decode again
+    # without --image-size every image must have the first training image's size: nothing is resized
     x, kept, bad = decode_images(files, _size(dc) or (h, w), c, parse_background(dc.background), dc.skip_bad_images,
-                                 progress=progress if progress is not None else True)
+                                 progress=progress if progress is not None else True,
+                                 like=None if _size(dc) else src.first_image)
     if bad:
         log(f"skipped {len(bad)} unreadable image file{'s' if len(bad) > 1 else ''} in the '{split}' split: "
             + ", ".join(str(b) for b in bad[:5]) + (" ..." if len(bad) > 5 else ""))

@@ -26,6 +26,7 @@ from ..errors import VaekitError, unknown_name
 from .distributions import Bernoulli, ContinuousBernoulli, DiscretizedLogistic, FixedGaussian, LearnedGaussian
 
 BINARY, CONTINUOUS, DISCRETE = "binary", "continuous", "discrete"
+SIGMA_MIN = 0.003  # the learned Gaussian's floor: best of 0.0003-0.1 on mnist-5k (benchmarks/sigma_min.py)
 
 
 class BernoulliLikelihood:
@@ -79,7 +80,7 @@ class LearnedGaussianLikelihood:
     accepts = CONTINUOUS
     params_per_pixel = 2
 
-    def __init__(self, sigma_min: float):
+    def __init__(self, sigma_min: float = SIGMA_MIN):
         if not sigma_min > 0:
             raise VaekitError(f"--sigma-min must be > 0, got {sigma_min}")
         self.sigma_min = float(sigma_min)
@@ -153,7 +154,7 @@ def likelihood_class(name: str):
     return LIKELIHOODS[name]
 
 
-def make_likelihood(name: str, sigma: float = 1.0, sigma_min: float = 0.01, levels: int | None = None,
+def make_likelihood(name: str, sigma: float = 1.0, sigma_min: float = SIGMA_MIN, levels: int | None = None,
                     logistic_balance: float = 1.0):
     """The likelihood ``name`` (``sigma``: the fixed Gaussian's standard deviation; ``sigma_min``: the learned
     Gaussian's floor; ``levels``: the data's number of grey levels, for a discrete likelihood;
@@ -194,6 +195,11 @@ def check_data(likelihood: str, binary_data: bool, binarize: str, data_name: str
             f"the {likelihood} likelihood models grey levels but the data are binary ('{data_name}', binarize "
             f"{binarize}); use a likelihood for binary pixels ({_names(BINARY)}), or grey-level data with "
             "--binarize none")
+    if accepts == BINARY and dequantize != "none":
+        raise VaekitError(
+            f"the {likelihood} likelihood is a mass over pixels that are 0 or 1, and dequantised pixels are spread "
+            f"over [0, 1]: its ELBO would bound nothing; drop --dequantize (or use --dequantize none), or a density "
+            f"for dequantised pixels: {_names(CONTINUOUS)}")
     if accepts == DISCRETE and dequantize != "none":
         raise VaekitError(f"the {likelihood} likelihood is a mass over the data's levels and needs them as they "
                           "are; drop --dequantize (or use --dequantize none)")

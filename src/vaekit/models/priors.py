@@ -19,6 +19,8 @@ from .distributions import MixtureOfDiagonalNormals, StandardNormal
 class StandardNormalPrior(nn.Module):
     """p(z) = N(0, I), the prior of Kingma & Welling (2014)."""
 
+    per_dimension = True  # gives each latent dimension's KL (closed form): free bits and the KL figure use it
+
     def __init__(self, latent_dim: int):
         super().__init__()
         self.latent_dim = latent_dim
@@ -37,6 +39,7 @@ class MixturePrior(nn.Module):
     """p(z) = sum_k w_k N(m_k, diag(exp(s_k))), weights, means and log-variances learned (``mog``)."""
 
     default_components = 10
+    per_dimension = True  # gives each latent dimension's KL from its marginals
 
     def __init__(self, latent_dim: int, components: int):
         super().__init__()
@@ -59,6 +62,7 @@ class VampPrior(nn.Module):
     stored once (under ``encoder.``)."""
 
     default_components = 500
+    per_dimension = True  # gives each latent dimension's KL from its marginals (a mixture, as the mog's)
 
     def __init__(self, encoder: nn.Module, input_shape: tuple[int, ...], latent_dim: int, components: int):
         super().__init__()

@@ -30,6 +30,9 @@ class ELBOTerms(NamedTuple):
     reconstruction: torch.Tensor  # [B]  E_q[log p(x|z)]
     kl: torch.Tensor  # [B]  KL(q(z|x) || p(z))
     kl_per_dim: torch.Tensor | None = None  # [B, L] when asked for
+    # [B] with kl_per_dim, for a prior that does not factorise (a mixture): kl - kl_per_dim.sum(-1), the part of
+    # the KL its marginals leave out; None when the KL is the sum of its dimensions' (a Gaussian prior)
+    kl_rest: torch.Tensor | None = None
 
 
 class VAE(nn.Module):
@@ -110,11 +113,12 @@ class VAE(nn.Module):
         return (q.log_prob(z) - p.log_prob(z)).reshape(-1, *q.mean.shape[:-1]).mean(0)
 
     def kl_per_dim(self, q: DiagonalNormal, z: torch.Tensor | None = None,
-                   y: torch.Tensor | None = None) -> torch.Tensor:
+                   y: torch.Tensor | None = None, prior=None) -> torch.Tensor:
         """KL(q(z_j|x) || p(z_j)) per latent dimension ``[B, L]``: in closed form for a Gaussian prior,
         else a Monte Carlo estimate from ``z`` (or a fresh sample) when the prior scores each
-        dimension (``log_prob_per_dim``, its marginals). Priors that do neither raise."""
-        p = self.prior_given(y)
+        dimension (``log_prob_per_dim``, its marginals). Priors that do neither raise. For a prior that does
+        not factorise the dimensions' terms do not sum to the KL (:attr:`ELBOTerms.kl_rest` is the rest)."""
+        p = prior if prior is not None else self.prior_given(y)
         if isinstance(q, DiagonalNormal) and isinstance(p, DiagonalNormal):
             return gaussian_kl_per_dim(q.mu, q.logvar, p.mu, p.logvar)
         if not hasattr(p, "log_prob_per_dim"):
@@ -145,9 +149,13 @@ class VAE(nn.Module):
             z = q.rsample((n_samples,))  # [N, B, L]
             rec = self.decode(z, y).log_prob(x).mean(0)  # [B]
         if kl_per_dim:
-            per_dim = self.kl_per_dim(q, z, y)
-            kl = per_dim.sum(-1)
-            return ELBOTerms(rec - kl, rec, kl, per_dim)
+            p = self.prior_given(y)
+            per_dim = self.kl_per_dim(q, z, y, prior=p)
+            if isinstance(p, DiagonalNormal):  # the KL is the sum of its dimensions'
+                kl = per_dim.sum(-1)
+                return ELBOTerms(rec - kl, rec, kl, per_dim)
+            kl = self.kl(q, z, y, prior=p)  # the true KL, from the same samples
+            return ELBOTerms(rec - kl, rec, kl, per_dim, kl - per_dim.sum(-1))
         kl = self.kl(q, z, y)
         return ELBOTerms(rec - kl, rec, kl)
 

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from ..errors import VaekitError, unknown_name
+from ..limits import grid_side
 from .animation import frame_paths, render_frame, save_frame, snapshot_grid, write_gif
 from .curves import curves_figure
 from .grids import (image_grid, interpolation_figure, manifold_figure, manifold_images, manifold_per_label_figure,
@@ -80,9 +81,9 @@ def write_figures(run_dir: str | Path, model=None, data=None, kinds: Iterable[st
             raise unknown_name("figure kind", k, FILES)
     if projection not in PROJECTIONS:
         raise unknown_name("projection", projection, PROJECTIONS)
+    config = load_run_config(run_dir)  # first: a run directory that is missing is named as such
     if not out.is_dir():
         raise VaekitError(f"output folder '{out}' does not exist; create it or choose another --out")
-    config = load_run_config(run_dir)
     model = model if model is not None else load(run_dir)
     if data is None and any(k in kinds for k in ("manifold", "scatter", "recon", "interpolation", "kl", "report")):
         data = load_split(config, "valid", data_dir=data_dir)
@@ -107,11 +108,12 @@ def write_figures(run_dir: str | Path, model=None, data=None, kinds: Iterable[st
                     log("manifold: skipped, the latent has one dimension")
                 continue
             why = "" if model.latent_dim == 2 or dims else "the two dims with the largest KL"
-            if getattr(model, "conditional", False):
+            if getattr(model, "conditional", False):  # a 10 x 10 grid per label, smaller for large images
                 names = data.class_names if data is not None else None
-                save_figure(manifold_per_label_figure(model, 10, pair, note=why, class_names=names), path)
+                side = grid_side(model.image_shape, 10, panels=model.classes)
+                save_figure(manifold_per_label_figure(model, side, pair, note=why, class_names=names), path)
             else:
-                save_figure(manifold_figure(model, 20, pair, note=why), path)
+                save_figure(manifold_figure(model, grid_side(model.image_shape, 20), pair, note=why), path)
         elif kind == "scatter":
             n = min(len(data), SCATTER_MAX)
             labels = data.labels[:n] if data.labels is not None else None

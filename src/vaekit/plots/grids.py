@@ -17,6 +17,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ..checkpoint import atomic_write_bytes
+from ..limits import check_picture
 
 GAP = 0.25  # value of the gaps between tiles (light grey on the reversed grey map)
 
@@ -96,6 +97,9 @@ def samples_figure(model, n: int = 64, seed: int = 0, label: int | None = None) 
     """Means of p(x|z) for ``n`` draws z ~ p(z): new images straight from the model. A conditional model
     draws ``label`` (all ``n`` of that class), or without one a row of each class."""
     prior = "N(0, I)" if model.kl_form == "closed form" else f"the {type(model.prior).__name__}"
+    conditional_rows = getattr(model, "conditional", False) and label is None
+    check_picture(model.classes * max(1, math.ceil(n / model.classes)) if conditional_rows else n, model.image_shape,
+                  "-n")
     if not getattr(model, "conditional", False):
         grid = image_grid(_with_seed(seed, lambda: model.sample(n)), model.image_shape)
         return _grid_figure(grid, f"{n} samples from the prior (mean of p(x|z), z ~ {prior})")
@@ -113,6 +117,7 @@ def samples_figure(model, n: int = 64, seed: int = 0, label: int | None = None) 
 def reconstructions_figure(model, x: torch.Tensor, n: int = 32, y: torch.Tensor | None = None) -> Figure:
     """Inputs (odd rows) above their reconstructions (even rows); ``y``: their labels, for a conditional model."""
     x = x[:n]
+    check_picture(x.shape[0], model.image_shape, "-n", tiles_per_image=2)
     recon = model.reconstruct(x, y[:n]) if y is not None else model.reconstruct(x)
     cols = min(16, x.shape[0])
     pairs = []
