@@ -160,3 +160,174 @@ def test_every_likelihood_binarization_and_dequantization_is_a_true_distribution
                     grid = torch.arange(cfg.pixel_levels) / (cfg.pixel_levels - 1)
                     assert torch.isin(x, grid).all(), (name, binarize, dequantize)
                     assert torch.allclose(mass, torch.ones(50), atol=1e-5), (name, mass)
+
+
+# --- every count, size or K is checked against its cost before the work starts ------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("tiny") / "run"
+    assert main(["train", *TINY, "--epochs", "1", "--out", str(run)]) == 0
+    return run
+
+
+def test_counts_sizes_and_k_are_refused_before_the_work_with_the_limit_and_why(tmp_path, tiny_run, capsys,
+                                                                               monkeypatch):
+    from vaekit import limits
+
+    cases = [
+        (["sample", str(tiny_run), "-n", "100000000"], "at most 1,104,672 fit in one"),  # 8x8 tiles: 81 pixels each
+        (["evaluate", str(tiny_run), "--iw-samples", "10000000"], "at most 1,000,000 importance samples"),
+        (["train", "--data", "shapes", "--image-size", "100000", "--out", str(tmp_path / "r")], "try --image-size"),
+        (["train", *TINY, "--hidden", "100000", "100000", "--out", str(tmp_path / "r")], "parameters with their"),
+        (["train", *TINY, "--n-samples", "100000", "--batch-size", "1000", "--out", str(tmp_path / "r")],
+         "decoder outputs at once"),
+    ]
+    for args, match in cases:
+        assert main(args) == 1, args
+        err = one_line(capsys)
+        assert match in err, err
+    assert not (tmp_path / "r").exists()
+    np.save(tmp_path / "x.npy", np.zeros((10, 8, 8), np.uint8))
+    assert main(["train", "--data", "array", "--data-file", str(tmp_path / "x.npy"), "--image-size", "200000",
+                 "--out", str(tmp_path / "r")]) == 1
+    assert "try --image-size" in one_line(capsys) and not (tmp_path / "r").exists()
+    # the limits a tiny run cannot reach, made small
+    monkeypatch.setattr(limits, "MAX_PICTURE_PIXELS", 81 * 20)
+    assert main(["reconstruct", str(tiny_run), "-n", "16"]) == 1
+    assert "at most 10 fit in one" in one_line(capsys)
+    monkeypatch.setattr(limits, "MAX_DECODER_OUTPUTS", 64 * 50)
+    assert main(["evaluate", str(tiny_run), "--batch-size", "100", "--iw-samples", "2"]) == 1
+    assert "use --batch-size 50 or fewer" in one_line(capsys)
+    assert main(["evaluate", str(tiny_run), "--batch-size", "50", "--iw-samples", "2", "--json"]) == 0
+
+
+def test_the_manifold_grid_shrinks_to_fit_a_picture():
+    from vaekit.limits import MAX_PICTURE_PIXELS, grid_side
+
+    assert grid_side((1, 28, 28), 20) == 20
+    side = grid_side((3, 1024, 1024), 20)
+    assert 2 <= side < 20 and side ** 2 * 1025 ** 2 <= MAX_PICTURE_PIXELS
+    assert grid_side((3, 1024, 1024), 10, panels=10) < side
+
+
+# --- weak messages: each one line that names the cause and the fix ------------------------------------------
+
+@pytest.mark.parametrize("flag", ["--lr", "--beta", "--free-bits", "--max-minutes", "--grad-clip", "--sigma",
+                                  "--sigma-min", "--logistic-balance", "--dropout", "--valid-fraction"])
+@pytest.mark.parametrize("value", ["inf", "nan"])
+def test_non_finite_numbers_are_refused_in_the_options_own_words_and_leave_no_folder(tmp_path, capsys, flag, value):
+    assert main(["train", *TINY, f"{flag}={value}", "--out", str(tmp_path / "r")]) == 1
+    assert f"{flag} must be a finite number, got {value}" in one_line(capsys)
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_array_files_say_what_they_hold(tmp_path):
+    from vaekit.data.sources import read_array
+    from vaekit.errors import DataError
+
+    x = np.full((4, 8, 8), 0.5, np.float32)
+    x[0, 0, 0], x[1, 2, 3], x[2, 0, 0] = np.nan, np.nan, np.inf
+    np.save(tmp_path / "nan.npy", x)
+    with pytest.raises(DataError, match=r"holds 2 NaN pixels and 1 infinite pixel; every pixel must be a number"):
+        read_array(tmp_path / "nan.npy")
+    (tmp_path / "text.npy").write_text("1 2 3\n4 5 6\n")
+    with pytest.raises(DataError, match=r"is not a numpy array file \(.npy or .npz\)") as e:
+        read_array(tmp_path / "text.npy")
+    assert "pickle" not in str(e.value)
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match="holds Python objects .* vaekit never loads"):
+        read_array(tmp_path / "objects.npy")
+
+
+def test_an_idx_header_with_a_wrong_dimension_count_is_called_invalid(tmp_path):
+    import struct
+
+    from vaekit.data import read_idx
+    from vaekit.errors import DataError
+
+    pixels = np.random.default_rng(0).integers(1, 255, (5, 4, 3), dtype=np.uint8)
+    for ndim in (2, 4):
+        raw = bytearray(b"\x00\x00\x08\x03" + struct.pack(">III", 5, 4, 3) + pixels.tobytes())
+        raw[3] = ndim
+        (tmp_path / "x.idx").write_bytes(bytes(raw))
+        with pytest.raises(DataError, match=r"IDX header is invalid: its dimension count says "
+                                            rf"{ndim} .* the data fit 3 dimensions \(5, 4, 3\)"):
+            read_idx(tmp_path / "x.idx")
+
+
+def test_a_run_without_a_finished_epoch_says_how_to_continue_it(tmp_path, tiny_run, capsys):
+    run = tmp_path / "unfinished"
+    run.mkdir()
+    shutil.copy(tiny_run / "config.json", run / "config.json")
+    (run / LOCK_FILE).write_text("")
+    for args in (["evaluate", str(run)], ["sample", str(run)], ["plot", str(run)], ["reconstruct", str(run)]):
+        assert main(args) == 1, args
+        err = one_line(capsys)
+        assert "has no finished epoch yet" in err and f"vaekit train --out {run} --resume" in err, err
+    assert main(["train", "--out", str(run), "--resume", "--no-progress", "--no-plots"]) == 0  # as it says
+    assert main(["sample", str(run), "-n", "4"]) == 0
+
+
+def test_a_missing_run_directory_is_named_as_such(tmp_path, capsys):
+    for cmd in ("plot", "evaluate", "sample", "reconstruct"):
+        assert main([cmd, str(tmp_path / "no-such-run"), *(["--out", str(tmp_path / "figs")] if cmd == "plot"
+                                                           else [])]) == 1
+        assert f"run directory '{tmp_path / 'no-such-run'}' not found" in one_line(capsys)
+    assert not (tmp_path / "figs").exists()  # nothing made for a run that is not there
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc and /sys")
+def test_an_unwritable_or_folder_out_names_the_path_given(tmp_path, tiny_run, capsys):
+    folder = tmp_path / "pictures.png"
+    folder.mkdir()
+    assert main(["sample", str(tiny_run), "--out", str(folder)]) == 1
+    assert "is a folder; name a .png file" in one_line(capsys)
+    for path in ("/proc/samples.png", "/sys/samples.png"):
+        assert main(["sample", str(tiny_run), "--out", path]) == 1
+        err = one_line(capsys)
+        assert f"cannot write '{path}'" in err and ".tmp" not in err and "Error" not in err, err
+    for path in ("/proc/run", "/sys/run"):
+        assert main(["train", *TINY, "--out", path]) == 1
+        err = one_line(capsys)
+        assert f"cannot create the run directory '{path}'" in err and "--out" in err and "Error" not in err, err
+    assert main(["plot", str(tiny_run), "--kind", "samples", "--out", "/proc/figures"]) == 1
+    err = one_line(capsys)
+    assert "cannot create the folder '/proc/figures'" in err and "Error" not in err, err
+
+
+def test_a_read_only_folder_is_named_with_the_file_asked_for(tmp_path, tiny_run, capsys, monkeypatch):
+    import errno
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", kwargs.get("dir", "?"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    out = tmp_path / "s.png"
+    assert main(["sample", str(tiny_run), "--out", str(out)]) == 1
+    err = one_line(capsys)
+    assert f"cannot write '{out}': Read-only file system; it is on a read-only file system" in err, err
+
+
+def test_empty_splits_name_the_option_that_emptied_them(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.integers(0, 256, (40, 8, 8), dtype=np.uint8))
+    array = ["--data", "array", "--data-file", str(tmp_path / "x.npy"), "--conv-channels", "4", "--hidden", "0",
+             "--latent-dim", "2", "--epochs", "1", "--no-progress", "--no-plots"]
+    assert main(["train", *array, "--valid-fraction", "0", "--out", str(tmp_path / "r")]) == 1
+    assert "--valid-fraction 0 leaves" in (err := one_line(capsys)) and "--valid-fraction 0.1" in err
+    assert not (tmp_path / "r").exists()
+    assert main(["train", *array, "--test-fraction", "0", "--out", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "r"), "--split", "test"]) == 1
+    err = one_line(capsys)
+    assert "made with --test-fraction 0" in err and "--split valid" in err, err
+
+
+def test_the_learned_gaussians_floor_has_one_default():
+    from vaekit.config import ModelConfig
+    from vaekit.models import LearnedGaussianLikelihood, make_likelihood
+
+    assert make_likelihood("gaussian-learned").sigma_min == ModelConfig().sigma_min == \
+        LearnedGaussianLikelihood().sigma_min

@@ -6,7 +6,7 @@ minutes later. Each limit here is a fact about what the work needs, named in its
 
 * a picture: its tiles at full size in one array of at most :data:`MAX_PICTURE_PIXELS`
   (Pillow's decompression-bomb limit: viewers and Pillow itself refuse larger PNGs);
-* decoder outputs held at once: :data:`MAX_DECODER_OUTPUTS` (256 MB in float32; the activations
+* decoder outputs held at once: :data:`MAX_DECODER_OUTPUTS` (1 GiB in float32; the activations
   and gradients around them are several times that);
 * importance samples: :data:`MAX_IW_SAMPLES` per image;
 * memory: half of what the machine has available now (as for a decoded folder).
@@ -20,7 +20,7 @@ from pathlib import Path
 from .errors import DataError, VaekitError
 
 MAX_PICTURE_PIXELS = 89_478_485  # PIL.Image.MAX_IMAGE_PIXELS: larger images are refused as decompression bombs
-MAX_DECODER_OUTPUTS = 1 << 26  # 67,108,864 numbers, 256 MB in float32
+MAX_DECODER_OUTPUTS = 1 << 28  # 268,435,456 numbers, 1 GiB in float32
 MAX_IW_SAMPLES = 1_000_000  # 200 times the papers' K = 5000; the estimate's bias is long below its error by then
 
 
@@ -66,15 +66,16 @@ def check_iw_samples(k: int, flag: str = "--iw-samples") -> None:
                           "on a CPU)")
 
 
-def check_decoder_outputs(images: int, per_image: int, d: int, what: str) -> None:
+def check_decoder_outputs(images: int, per_image: int, d: int, what: str, fix: str = "") -> None:
     """Refuse a step or batch whose decoder outputs (``images`` x ``per_image`` samples x ``d`` pixel numbers)
-    would not fit :data:`MAX_DECODER_OUTPUTS`; ``what`` names the options that set it."""
+    would not fit :data:`MAX_DECODER_OUTPUTS`; ``what`` names the options that set it, ``fix`` is added to the
+    advice (``--batch-size N or fewer``)."""
     outputs = images * per_image * d
     if outputs > MAX_DECODER_OUTPUTS:
         most = max(1, MAX_DECODER_OUTPUTS // (per_image * d))
         raise VaekitError(f"{what}: {images:,} images x {per_image:,} samples x {d:,} numbers per image are "
-                          f"{outputs:,} decoder outputs at once, more than {MAX_DECODER_OUTPUTS:,} (256 MB in float32, "
-                          f"several times that with what surrounds them); use {most:,} images per batch or fewer")
+                          f"{outputs:,} decoder outputs at once, more than {MAX_DECODER_OUTPUTS:,} (1 GiB in float32, "
+                          f"several times that with what surrounds them); use --batch-size {most:,} or fewer{fix}")
 
 
 def check_memory(nbytes: int, what: str, fix: str) -> None:

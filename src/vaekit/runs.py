@@ -209,7 +209,8 @@ def check_cost(cfg: RunConfig, n_train: int) -> None:
     lik = likelihood_class(cfg.model.likelihood)
     t = cfg.train
     limits.check_decoder_outputs(min(t.batch_size, n_train), t.n_samples, c * h * w * lik.params_per_pixel,
-                                 f"--batch-size {t.batch_size} with --n-samples {t.n_samples}")
+                                 f"--batch-size {t.batch_size} with --n-samples {t.n_samples}",
+                                 ", or fewer --n-samples" if t.n_samples > 1 else "")
     with torch.device("meta"):
         model = build_model(cfg.model, cfg.data.image_shape, cfg.pixel_levels, cfg.data.classes)
     n = sum(p.numel() for p in model.parameters())

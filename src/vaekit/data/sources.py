@@ -145,6 +145,12 @@ def open_image(path: Path, channels: int | None, background: tuple[int, int, int
     return im.convert("RGB")
 
 
+def unreadable_image(path: Path, e: Exception) -> DataError:
+    """The one error for an image file that cannot be decoded."""
+    return DataError(f"cannot read image '{path}' ({e}); remove or repair it, or pass --skip-bad-images to leave "
+                     "unreadable files out")
+
+
 def decode_images(files: list[Path], size: tuple[int, int] | None, channels: int | None,
                   background: tuple[int, int, int] = (255, 255, 255), skip_bad: bool = False,
                   progress: bool = False, like: Path | None = None) -> tuple[np.ndarray, list[int], list[Path]]:
@@ -168,8 +174,7 @@ def decode_images(files: list[Path], size: tuple[int, int] | None, channels: int
             img = open_image(path, channels, background)
         except (OSError, ValueError, SyntaxError) as e:  # what Pillow raises for broken or truncated files
             if not skip_bad:
-                raise DataError(f"cannot read image '{path}' ({type(e).__name__}: {e}); remove or repair it, or pass "
-                                "--skip-bad-images to leave unreadable files out") from None
+                raise unreadable_image(path, e) from None
             bad.append(path)
             continue
         if out is None:

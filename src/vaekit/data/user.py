@@ -26,7 +26,8 @@ import numpy as np
 
 from ..errors import DataError
 from ..limits import check_image_memory
-from .sources import decode_images, files_digest, parse_background, read_array, resize_and_crop, scan_folder, split_indices
+from .sources import (decode_images, files_digest, parse_background, read_array, resize_and_crop, scan_folder,
+                      split_indices, unreadable_image)
 
 SOURCES = ("folder", "array")
 SPLIT_SEED = 0
@@ -124,8 +125,7 @@ def _first_image(files: list[Path], dc) -> tuple[Path, tuple[int, int], int]:
             return path, (img.height, img.width), 1 if img.mode == "L" else 3
         except (OSError, ValueError, SyntaxError) as e:
             if not dc.skip_bad_images:
-                raise DataError(f"cannot read image '{path}' ({type(e).__name__}: {e}); remove or repair it, or pass "
-                                "--skip-bad-images to leave unreadable files out") from None
+                raise unreadable_image(path, e) from None
     raise DataError(f"none of the {len(files)} training images could be read (the first: '{files[0]}')")
 
 
