@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 import vaekit
+import vaekit.files
 from vaekit import checkpoint as ckpt
 from vaekit.cli import main
 from vaekit.config import RunConfig
@@ -80,7 +81,7 @@ def small(epochs):
 @pytest.mark.parametrize("where,error", [("os.fsync", errno.ENOSPC), ("tempfile.mkstemp", errno.EROFS)])
 def test_a_full_disk_or_read_only_folder_keeps_the_previous_checkpoint(tmp_path, monkeypatch, where, error):
     module, name = where.split(".")
-    target = getattr(ckpt, module)
+    target = getattr(vaekit.files, module)
     real = getattr(target, name)
     broken = {"on": False}
 

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .bounds import StreamingLogMeanExp, bits_per_dim
-from .data.datasets import to_unit
+from .data.dataset import to_unit
 from .errors import VaekitError
 from .limits import check_decoder_outputs, check_iw_samples
 from .objectives import ELBO

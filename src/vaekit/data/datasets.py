@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError, VaekitError, unknown_name
+from .dataset import Dataset, to_unit
 from .download import Resource, default_cache_dir, fetch
 from .readers import read_amat, read_idx
 from .shapes import SHAPE_NAMES, load_shapes
@@ -31,33 +32,6 @@ from .shapes import SIDE as SHAPES_SIDE
 
 SPLITS = ("train", "valid", "test")
 _SPLIT_SEED = 0  # fixed: splits of the embedded sets never depend on the training seed
-
-
-@dataclass
-class Dataset:
-    """Images of one split held in memory, with labels if known: float32 in [0, 1], or uint8 (0..255, the
-    user's own images, kept small and converted per batch by :func:`to_unit`)."""
-
-    x: torch.Tensor  # [N, C, H, W] float32 in [0, 1], or uint8 in 0..255
-    labels: torch.Tensor | None  # [N] int64
-    image_shape: tuple[int, int, int]  # (C, H, W)
-    name: str
-    split: str
-    levels: int  # distinct pixel values: 2 for binary images, 256 for 8-bit ones, 17 for digits
-    dequantized: bool = False  # levels spread uniformly over their bins (x no longer on the levels)
-    class_names: tuple[str, ...] | None = None
-
-    @property
-    def binary(self) -> bool:
-        return self.levels == 2
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-    @property
-    def dim(self) -> int:
-        """Pixels per image, C * H * W."""
-        return self.x[0].numel()
 
 
 @dataclass(frozen=True)
@@ -222,9 +196,30 @@ def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = 
     return Dataset(x, y, spec.image_shape, name, split, spec.levels, class_names=spec.class_names)
 
 
-def to_unit(x: torch.Tensor) -> torch.Tensor:
-    """Pixels as float32 in [0, 1]: uint8 images (0..255) are divided by 255, float ones pass unchanged."""
-    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = None,
+                 download: bool = True) -> Dataset:
+    """Load one split of a data set by name as float32 pixels in [0, 1]."""
+    if name not in DATASETS:
+        raise unknown_name("data set", name, DATASETS)
+    if split not in SPLITS:
+        raise unknown_name("split", split, SPLITS, sort=False)
+    if data_dir is not None and not Path(data_dir).is_dir() and name not in ("mnist-5k", "digits", "shapes"):
+        raise VaekitError(f"--data-dir '{data_dir}' is not a folder; pass the folder that holds the {name} files")
+    spec = DATASETS[name]
+    images, labels = spec.loader(split, Path(data_dir) if data_dir else None, download)
+    if len(images) == 0:
+        raise DataError(f"data set '{name}' split '{split}' is empty")
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+    if not torch.isfinite(x).all():
+        raise DataError(f"data set '{name}' split '{split}' holds NaN or infinite pixels")
+    if x.min() < 0 or x.max() > 1:
+        raise DataError(f"data set '{name}' split '{split}' has pixels outside [0, 1] (from {x.min().item():g} "
+                        f"to {x.max().item():g}); pixel intensities must be scaled to [0, 1]")
+    if tuple(images.shape[1:]) != spec.image_shape:
+        raise DataError(f"data set '{name}' split '{split}': images of shape {tuple(images.shape[1:])}, "
+                        f"expected {spec.image_shape}")
+    y = torch.from_numpy(np.asarray(labels, dtype=np.int64)) if labels is not None else None
+    return Dataset(x, y, spec.image_shape, name, split, spec.levels, class_names=spec.class_names)
 
 
 def load_data(data, split: str, progress: bool | None = None) -> Dataset:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..files import atomic_write_bytes
 from ..limits import check_image_memory
 from .sources import (decode_images, files_digest, parse_background, read_array, resize_and_crop, scan_folder,
                       split_indices, unreadable_image)
@@ -214,7 +215,7 @@ def load_source(dc, split: str, progress: bool | None = None, log=print):
     for a binary array)."""
     import torch
 
-    from .datasets import Dataset
+    from .dataset import Dataset
 
     src = source_spec(dc)
     check_unchanged(dc, src)
@@ -260,7 +261,6 @@ def _decode_cached(files: list[Path], dc, src: Source, split: str, progress, log
 
 
 def _write_cache(path: Path, x: np.ndarray, kept: list[int]) -> None:
-    from ..checkpoint import atomic_write_bytes
 
     try:
         buf = io.BytesIO()

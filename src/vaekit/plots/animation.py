@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from ..checkpoint import atomic_write_bytes
+from ..files import atomic_write_bytes
 from .grids import image_grid, manifold_images
 
 FRAMES_DIR = "frames"

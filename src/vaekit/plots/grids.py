@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ..checkpoint import atomic_write_bytes
+from ..files import atomic_write_bytes
 from ..limits import check_picture
 
 GAP = 0.25  # value of the gaps between tiles (light grey on the reversed grey map)

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import atomic_write_text
+from ..files import atomic_write_text
 
 # (file, heading, caption) in the order the page shows them
 FIGURES = [
