@@ -71,7 +71,7 @@ def test_config_file_and_overrides(tmp_path):
     assert main(["train", "--config", str(preset), "--latent-dim", "4", "--out", str(tmp_path / "r"),
                  "--no-progress"]) == 0
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
-    assert saved["model"]["latent_dim"] == 4 and saved["model"]["hidden"] == [8]
+    assert saved["model"]["latent_dim"] == 4 and saved["model"]["arch"]["hidden"] == [8]
 
 
 def test_help_lists_every_subcommand_and_option():
@@ -132,7 +132,7 @@ def test_corrupt_checkpoint_is_reported(tmp_path, run_dir):
 def test_every_config_option_reaches_the_saved_config(tmp_path, capsys):
     """The train options are built from the config fields: each one lands in config.json."""
     from vaekit.cli import _parser
-    from vaekit.config import cli_options
+    from vaekit.cli import cli_options
 
     helptext = _parser()._subparsers._group_actions[0].choices["train"].format_help()
     assert all(flag in helptext for _, _, flag, _ in cli_options())
@@ -141,6 +141,6 @@ def test_every_config_option_reaches_the_saved_config(tmp_path, capsys):
                  "--epochs", "1", "--lr", "0.002", "--warmup-epochs", "2", "--no-plots", "--no-progress",
                  "--out", str(out)]) == 0
     saved = json.loads((out / "config.json").read_text())
-    assert saved["model"]["arch"] == "gated-mlp" and saved["model"]["hidden"] == [8, 4]
+    assert saved["model"]["arch"] == {"name": "gated-mlp", "hidden": [8, 4], "dropout": 0.0}
     assert saved["model"]["latent_dim"] == 3 and saved["train"]["lr"] == 0.002
     assert saved["train"]["warmup_epochs"] == 2 and saved["data"]["image_shape"] == [1, 8, 8]

@@ -35,9 +35,11 @@ def test_the_conv_decoder_gives_back_the_input_size(shape, likelihood):
 
 
 def test_conv_levels_and_channels():
+    from vaekit.models import ConvNetworks
+
     cfg = ModelConfig(arch="conv", conv_channels=(8,), conv_levels=3)
-    assert cfg.channels_per_level == (8, 16, 32)
-    assert ModelConfig(arch="conv", conv_channels=(8, 12)).channels_per_level == (8, 12)
+    assert ConvNetworks.channels_per_level(cfg.arch) == (8, 16, 32)
+    assert ConvNetworks.channels_per_level(ModelConfig(arch="conv", conv_channels=(8, 12)).arch) == (8, 12)
     with pytest.raises(VaekitError, match="one channel count per level or a single one"):
         ModelConfig(arch="conv", conv_channels=(8, 16), conv_levels=3)
     with pytest.raises(VaekitError, match="allow at most 2 conv levels"):

@@ -141,5 +141,5 @@ def test_a_toy_objective_plugs_into_the_training_loop():
     first, _ = train_epoch(make_step(model, objective), objective, opt, x, 16)
     for _ in range(30):
         last, steps = train_epoch(make_step(model, objective), objective, opt, x, 16)
-    assert steps == 4 and last[1] > first[1]  # the reconstruction term rose
-    assert math.isfinite(float(last[0]))
+    assert steps == 4 and last["reconstruction"] > first["reconstruction"]  # the reconstruction term rose
+    assert math.isfinite(float(last["elbo"]))

@@ -329,5 +329,5 @@ def test_the_learned_gaussians_floor_has_one_default():
     from vaekit.config import ModelConfig
     from vaekit.models import LearnedGaussianLikelihood, make_likelihood
 
-    assert make_likelihood("gaussian-learned").sigma_min == ModelConfig().sigma_min == \
-        LearnedGaussianLikelihood().sigma_min
+    assert make_likelihood("gaussian-learned").sigma_min == \
+        ModelConfig(likelihood="gaussian-learned").likelihood.sigma_min == LearnedGaussianLikelihood().sigma_min

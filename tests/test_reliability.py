@@ -194,6 +194,8 @@ def test_grayscale_pixels_with_a_bernoulli_likelihood_say_what_to_do(tmp_path):
     from vaekit.runs import load_splits
 
     cfg = RunConfig.from_dict({"data": {"name": "digits", "binarize": "none"}, "model": {"likelihood": "gaussian"}})
-    object.__setattr__(cfg.model, "likelihood", "bernoulli")  # as if a custom config slipped through
+    from vaekit.options import PartConfig
+
+    object.__setattr__(cfg.model, "likelihood", PartConfig("bernoulli"))  # as if a custom config slipped through
     with pytest.raises(DataError, match="binarize"):
         load_splits(cfg)

@@ -41,7 +41,7 @@ def test_train_writes_a_complete_run_directory(tmp_path):
     assert rows[-1]["valid_elbo"] > rows[0]["valid_elbo"] - 5  # learning, not diverging
     assert res.best_valid_elbo == max(r["valid_elbo"] for r in rows)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert saved["data"]["binarize"] == "dynamic" and saved["model"]["hidden"] == [32]
+    assert saved["data"]["binarize"] == "dynamic" and saved["model"]["arch"]["hidden"] == [32]
 
 
 def test_load_round_trip_gives_the_same_model(tmp_path):

@@ -13,7 +13,10 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .config import RunConfig, cli_options, load_toml
+from dataclasses import fields
+
+from .config import _SECTIONS, RunConfig, load_toml, registry, set_option
+from .options import options_of
 from .distributed import DEVICES, teardown
 from .errors import VaekitError, os_error_line
 
@@ -26,6 +29,72 @@ EPILOG = """examples:
   vaekit reconstruct RUN_DIR --split valid -n 32 --out recon.png
   vaekit plot RUN_DIR --kind manifold scatter --projection tsne --out figures/
 """
+
+def _shown(default) -> str:
+    return " ".join(map(str, default)) if isinstance(default, tuple) else f"{default:g}" \
+        if isinstance(default, float) else str(default)
+
+
+def _field_flag(section: str, f) -> tuple[str, str, dict]:
+    """The ``vaekit train`` flag of a config field (its metadata says how)."""
+    meta = f.metadata
+    flag = meta.get("flag") or "--" + f.name.replace("_", "-")
+    if "part" in meta:  # the name of a part: one of the registered ones
+        return flag, f.name, {"default": None, "choices": tuple(sorted(registry(meta["part"]))),
+                              "help": f"{meta['help']} (default: {f.default})"}
+    kw: dict = {"default": None, "help": f"{meta['help']} (default: {meta['default_text'] or _shown(f.default)})"}
+    if isinstance(f.default, bool):  # a switch: given means true
+        return flag, f.name, {"action": "store_true", "default": None, "help": meta["help"]}
+    choices = meta["choices"]() if callable(meta["choices"]) else meta["choices"]
+    if choices:
+        kw["choices"] = tuple(choices)
+    else:
+        kind = meta["kind"] or (type(f.default[0]) if isinstance(f.default, tuple) else type(f.default))
+        kw["type"] = kind if kind in (int, float) else str
+        kw["metavar"] = meta["metavar"] or {int: "N", float: "F"}.get(kind, "TEXT")
+    if meta["nargs"]:
+        kw["nargs"] = meta["nargs"]
+    return flag, f.name, kw
+
+
+def _part_flags(kind: str):
+    """The flags of the options of every registered part of ``kind``, one per flag (parts may share one, as the
+    mog and vamp priors share --prior-components), the help naming whose default is which."""
+    by_flag: dict[str, list] = {}
+    for name, cls in registry(kind).items():
+        for o in options_of(cls):
+            by_flag.setdefault(o.cli_flag, []).append((name, o))
+    for flag, owned in by_flag.items():
+        o = owned[0][1]
+        helps = list(dict.fromkeys(x.help for _, x in owned))
+        defaults = {x.default_text or _shown(x.default) for _, x in owned}
+        shown = defaults.pop() if len(defaults) == 1 else ", ".join(
+            f"{x.default_text or _shown(x.default)} for {n}" for n, x in owned)
+        kw = {"default": None, "help": f"{'; '.join(helps)} (default: {shown})",
+              "metavar": o.metavar or {int: "N", float: "F"}.get(o.kind, "TEXT")}
+        if o.choices:
+            kw = {**kw, "choices": o.choices}
+            del kw["metavar"]
+        else:
+            kw["type"] = o.kind if o.kind in (int, float) else str
+        if o.nargs:
+            kw["nargs"] = o.nargs
+        yield flag, o.flat, kw
+
+
+def cli_options():
+    """``(section, key, flag, argparse keyword arguments)`` for every option of ``vaekit train``: the config
+    fields, and after each part's name the options its registered parts declare (their flat keys)."""
+    for section, cls in _SECTIONS.items():
+        for f in fields(cls):
+            if not (f.metadata.get("cli") or "part" in f.metadata):
+                continue
+            flag, key, kw = _field_flag(section, f)
+            yield section, key, flag, kw
+            if "part" in f.metadata:
+                for pflag, pkey, pkw in _part_flags(f.metadata["part"]):
+                    yield section, pkey, pflag, pkw
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors: ``vaekit train: error: ... (see --help)``."""
@@ -166,13 +235,14 @@ def cmd_train(a) -> int:
     d = saved.to_dict() if saved is not None else {}
     for sec, values in (load_toml(a.config) if a.config else {}).items():
         if isinstance(values, dict) and isinstance(d.get(sec), dict):
-            d[sec].update(values)
+            for key, value in values.items():
+                set_option(d, sec, key, value)
         else:
             d[sec] = values
     for (sec, key), value in given.items():
         if not isinstance(d.setdefault(sec, {}), dict):
             raise VaekitError(f"{a.config}: '{sec}' must be a table")
-        d[sec][key] = value
+        set_option(d, sec, key, value)
     cfg = RunConfig.from_dict(d, source=a.config or "options")
     if a.frame_every is not None:
         _positive(a.frame_every, "--frame-every")

@@ -1,9 +1,12 @@
 """Run configuration: one frozen dataclass per concern, composed into :class:`RunConfig`.
 
-Unknown keys are errors (with the closest valid name), validation happens in
-``__post_init__`` and has no side effects, and :meth:`RunConfig.to_dict` is what
-every run saves as ``config.json``. Presets are TOML files with ``[data]``,
-``[model]`` and ``[train]`` tables; the command line overrides them key by key.
+A plain description. Each setting is declared once, beside its field (:func:`option`), with its help and
+check; a part chosen by name (:func:`part`: the variant, networks, likelihood, prior, objective) keeps
+its own options in its own table (``[model.prior] name = "vamp"``, ``components = 500``), declared by
+the part (:mod:`vaekit.options`). Unknown keys are errors (with the closest valid name); the flat keys
+of earlier versions and of the command line (``prior_components``) are read as the options' aliases.
+:meth:`RunConfig.to_dict` is what every run saves as ``config.json``; :meth:`RunConfig.from_dict` reads
+it, resolving once what the data are (a folder's scan, the binarization the likelihood needs).
 """
 
 from __future__ import annotations
@@ -21,74 +24,154 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from . import data as _data
+from . import models as _models
+from . import objectives as _objectives
+from .data import resolve as _resolve
+from .data.sources import parse_background
 from .errors import VaekitError, unknown_name
-from .models.likelihoods import SIGMA_MIN  # the learned Gaussian's floor: one value, the likelihood's
+from .options import RESUME_FREE, RESUME_SAME, RESUME_WHERE, PartConfig, is_int, is_num, options_of, resolve_part
 
 FORMAT_VERSION = 1
 BINARIZE_CHOICES = ("none", "dynamic", "static")
 DEQUANTIZE_CHOICES = ("none", "uniform")
 OPTIMIZERS = ("adam", "sgd")
-OBJECTIVES = ("elbo", "iwae")
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-SOURCES = ("folder", "array")  # the user's own images (data/user.py)
-SIZED_DATA = ("folder", "array", "shapes")  # data that --image-size resizes
+SOURCES = _data.SOURCES  # the user's own images (data/user.py)
+SIZED_DATA = _resolve.SIZED_DATA  # data that --image-size resizes
 ARRAY_LAYOUTS = ("NHW", "NHWC", "NCHW")
+SIGMA_MIN = _models.likelihoods.SIGMA_MIN  # the learned Gaussian's floor: one value, the likelihood's
 
 
 def option(default: Any = None, help: str = "", flag: str | None = None, metavar: str | None = None,
-           choices: Any = None, nargs: str | None = None, default_text: str | None = None,
-           kind: type | None = None) -> Any:
-    """A config field that is also a ``vaekit train`` option: declared once, here, with its help.
+           choices: Any = None, nargs: str | None = None, default_text: str | None = None, kind: type | None = None,
+           check=None, rule: str = "", resume: str = RESUME_SAME, cli: bool = True, what: str = "") -> Any:
+    """A config field that is also a ``vaekit train`` option, declared once with its help, its check (``check``:
+    true for a valid value; ``rule`` words it, ``what`` names the field there) and whether it may change on
+    resume (``resume``)."""
+    return field(default=default, metadata={"cli": cli, "help": help, "flag": flag, "metavar": metavar,
+                                            "choices": choices, "nargs": nargs, "default_text": default_text,
+                                            "kind": kind, "check": check, "rule": rule, "resume": resume,
+                                            "what": what})
 
-    ``flag`` defaults to ``--`` and the field's name with dashes; ``choices`` may be a tuple or a
-    function returning one (a registry's names, read when the parser is built); the help ends with
-    the default (``default_text`` words it). The parser is built from these (:func:`cli_options`).
+
+def part(kind: str, default: str, help: str) -> Any:
+    """A field naming a registered part of ``kind``; its value is the part with its options (a PartConfig)."""
+    return field(default=default, metadata={"part": kind, "help": help})
+
+
+def registry(kind: str) -> dict[str, type]:
+    """The parts of ``kind``: the model's (variant, arch, likelihood, prior) and the objectives."""
+    return _objectives.OBJECTIVES if kind == "objective" else _models.REGISTRIES[kind]
+
+
+def _check_fields(obj: Any, section: str) -> None:
+    """Every field's declared check, NaN and infinities refused first in the option's own words."""
+    for f in fields(obj):
+        v, meta = getattr(obj, f.name), f.metadata
+        flag = meta.get("flag") or "--" + f.name.replace("_", "-") if meta.get("cli") else f"{section}.{f.name}"
+        if isinstance(v, float) and not math.isfinite(v):
+            default = f" (its default: {f.default:g})" if isinstance(f.default, float) else ""
+            raise VaekitError(f"{flag} must be a finite number, got {v}{default}")
+        if meta.get("check") and not (v is None and f.default is None) and not meta["check"](v):
+            raise VaekitError(f"{meta.get('what') or f.name} must be {meta['rule']}, got {v!r}")
+        choices = meta.get("choices")
+        if isinstance(choices, tuple) and v is not None and v not in choices:
+            raise unknown_name(f.name, v, choices, sort=False)
+
+
+def _num(lo: float, hi: float = math.inf, lo_open: bool = False):
+    return lambda v: is_num(v) and (v > lo if lo_open else v >= lo) and v < hi
+
+
+def _whole(lo: int):
+    return lambda v: is_int(v) and v >= lo
+
+
+def _path(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data set, where its files are, and how grayscale pixels are treated.
+
+    ``binarize``: ``none`` uses pixels as they are; ``dynamic`` draws a new Bernoulli sample of every
+    training image each epoch (valid/test use one fixed sample); ``static`` draws one sample once (fixed
+    seed) and keeps it. Left unset it is resolved by :class:`RunConfig` from what the likelihood accepts;
+    the resolved value is saved with the run.
     """
-    meta = {"cli": True, "help": help, "flag": flag, "metavar": metavar, "choices": choices, "nargs": nargs,
-            "default_text": default_text, "kind": kind}
-    return field(default=default, metadata=meta)
 
+    name: str = option("mnist-5k", "data set: a named one, 'folder' (your images under --data-dir) or 'array' "
+                       "(your --data-file)", flag="--data", choices=lambda: sorted(_data.DATASETS) + list(SOURCES),
+                       default_text="mnist-5k, embedded, no download")
+    data_dir: str | None = option(None, "folder holding the data files (with --data folder: your images, in "
+                                  "train/valid/test and class folders if you have them)", metavar="DIR",
+                                  default_text="download into ~/.cache/vaekit/NAME, or into $VAEKIT_DATA/NAME when "
+                                  "that is set", check=_path, rule="a path string", resume=RESUME_WHERE)
+    binarize: str | None = option(None, "grayscale pixels: none, dynamic (new Bernoulli sample each epoch) or static "
+                                  "(once)", choices=BINARIZE_CHOICES,
+                                  default_text="dynamic with the Bernoulli likelihood, none with the Gaussian")
+    dequantize: str | None = option(None, "discrete pixels under a density: none, or uniform (each level spread over "
+                                    "its bin of [0, 1] with fresh noise each epoch; valid/test use one fixed sample)",
+                                    choices=DEQUANTIZE_CHOICES, default_text="uniform with a density (gaussian, "
+                                    "gaussian-learned, continuous-bernoulli), none otherwise")
+    data_file: str | None = option(None, "--data array: a .npy file of images, or .npz with x (images) and optionally "
+                                   "y (labels); uint8 0..255 or floats in [0, 1]", metavar="FILE", default_text="none",
+                                   check=_path, rule="a path string", resume=RESUME_WHERE)
+    layout: str | None = option(None, "--data array: the array's layout", choices=ARRAY_LAYOUTS,
+                                default_text="detected from the shape and printed")
+    image_size: tuple[int, ...] | None = option(
+        None, "your images (folder, array, shapes): resize so they cover N x N (or H x W), then cut the centre",
+        nargs="+", metavar="N", kind=int, default_text="as they are; a folder's must agree",
+        check=lambda v: isinstance(v, tuple) and len(v) in (1, 2) and all(is_int(e) and e >= 1 for e in v),
+        rule="one size N or two, H W (whole numbers >= 1)")
+    channels: int | None = option(None, "your images: convert to 1 (grey) or 3 (colour) channels", metavar="C",
+                                  kind=int, default_text="grey stays grey, anything else colour",
+                                  check=lambda c: c in (1, 3), rule="1 (grey) or 3 (colour)")
+    valid_fraction: float = option(0.1, "data without a valid split (a folder without valid/, an array): the share "
+                                   "held out, by a fixed-seed shuffle", check=_num(0, 1), rule="at least 0 and below 1")
+    test_fraction: float = option(0.1, "data without a test split: the share held out for it", check=_num(0, 1),
+                                  rule="at least 0 and below 1")
+    background: str = option("white", "what shows through transparent pixels: white, black, grey or #rrggbb",
+                             metavar="COLOUR", check=_path, rule="a colour name or #rrggbb")
+    skip_bad_images: bool = option(False, "leave unreadable image files out (counted and named) instead of stopping",
+                                   check=lambda v: isinstance(v, bool), rule="true or false")
+    # resolved from the data and saved: (C, H, W); distinct pixel values (2: binary); label classes and their
+    # names; a folder's or array's file-list digest and image count
+    image_shape: tuple[int, int, int] | None = option(None, cli=False, check=lambda s: len(s) == 3 and all(
+        is_int(e) and e >= 1 for e in s), rule="[channels, height, width]")
+    levels: int | None = option(None, cli=False, check=_whole(2), rule="a whole number >= 2")
+    classes: int | None = option(None, cli=False, check=_whole(1), rule="a whole number >= 1")
+    class_names: tuple[str, ...] | None = None
+    digest: str | None = None
+    n_files: int | None = None
 
-def cli_options():
-    """``(section, field, argparse flag, argparse keyword arguments)`` for every option field, in order."""
-    for section, cls in _SECTIONS.items():
-        for f in fields(cls):
-            meta = f.metadata
-            if not meta.get("cli"):
-                continue
-            choices = meta["choices"]() if callable(meta["choices"]) else meta["choices"]
-            shown = meta["default_text"] or (" ".join(map(str, f.default)) if isinstance(f.default, tuple)
-                                             else f"{f.default:g}" if isinstance(f.default, float) else str(f.default))
-            kw: dict[str, Any] = {"default": None, "help": f"{meta['help']} (default: {shown})"}
-            if isinstance(f.default, bool):  # a switch: given means true
-                yield section, f.name, meta["flag"] or "--" + f.name.replace("_", "-"), \
-                    {"action": "store_true", "default": None, "help": meta["help"]}
-                continue
-            if choices:
-                kw["choices"] = tuple(choices)
-            else:
-                kind = meta["kind"] or (type(f.default[0]) if isinstance(f.default, tuple) else type(f.default))
-                kw["type"] = kind if kind in (int, float) else str
-                kw["metavar"] = meta["metavar"] or {int: "N", float: "F"}.get(kind, "TEXT")
-            if meta["nargs"]:
-                kw["nargs"] = meta["nargs"]
-            yield section, f.name, meta["flag"] or "--" + f.name.replace("_", "-"), kw
-
-
-def _dataset_names() -> list[str]:
-    from .data import DATASETS
-
-    return sorted(DATASETS) + list(SOURCES)
-
-
-def _registry(name: str):
-    def names() -> list[str]:
-        from . import models
-
-        return sorted(getattr(models, name))
-
-    return names
+    def __post_init__(self):
+        for key in ("image_shape", "image_size", "class_names"):
+            if isinstance(getattr(self, key), list):
+                object.__setattr__(self, key, tuple(getattr(self, key)))
+        if is_int(self.image_size):
+            object.__setattr__(self, "image_size", (self.image_size,))
+        if not isinstance(self.name, str) or self.name not in _data.DATASETS and self.name not in SOURCES:
+            raise unknown_name("data set", self.name, [*_data.DATASETS, *SOURCES])
+        _check_fields(self, "data")
+        _check(self.valid_fraction + self.test_fraction < 1, f"valid_fraction + test_fraction must leave images to "
+               f"train on, got {self.valid_fraction:g} + {self.test_fraction:g}")
+        parse_background(self.background)
+        _check(self.data_file is None or self.name == "array",
+               f"--data-file is for --data array; data set '{self.name}' does not read it")
+        _check(self.image_size is None or self.name in SIZED_DATA,
+               f"--image-size is for your own images ({', '.join(SIZED_DATA)}); '{self.name}' has a fixed size")
+        _check(self.name != "shapes" or self.image_size is None or (self.image_size[0] == self.image_size[-1] and
+                                                                    self.image_size[0] >= 8),
+               f"shapes are drawn square: give one --image-size of 8 or more, got {self.image_size!r}")
+        _check(self.channels is None or self.name in SOURCES,
+               f"--channels is for your own images (folder, array); '{self.name}' has fixed channels")
+        spec = _data.DATASETS.get(self.name)
+        _check(not (spec and spec.binary and self.binarize in ("dynamic", "static")), f"data set '{self.name}' is "
+               f"already binary ({spec.variant if spec else ''}); drop --binarize {self.binarize} (or use 'none')")
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -96,301 +179,142 @@ def _check(cond: bool, msg: str) -> None:
         raise VaekitError(msg)
 
 
-def _check_choice(field: str, value: Any, valid: tuple[str, ...]) -> None:
-    if value not in valid:
-        raise unknown_name(field, value, valid, sort=False)
+class _Parts:
+    """A section whose fields name parts (:func:`part`) beside plain fields: built from part names, their tables,
+    or the flat keys of the parts' options (``prior_components = 500``), each checked by the part."""
+
+    def __init__(self, **given: Any):
+        name = self._section
+        plain = {f.name: f for f in fields(self) if "part" not in f.metadata}
+        kinds = {f.name: f.metadata["part"] for f in fields(self) if "part" in f.metadata}
+        tables = {k: given.pop(k, getattr(type(self), k)) for k in kinds}
+        for k, t in tables.items():
+            if isinstance(t, PartConfig):
+                tables[k] = t.to_dict()
+            elif isinstance(t, str):
+                tables[k] = {"name": t}
+            elif isinstance(t, dict):
+                tables[k] = dict(t)
+            else:
+                raise VaekitError(f"{name}.{k} must be a name or a table with a name, got {t!r}")
+        for f, kind in kinds.items():  # names first: an unknown one is the error to report
+            if tables[f].get("name") not in registry(kind):
+                raise unknown_name(f"{name}.{f}", tables[f].get("name"), registry(kind))
+        for key in [k for k in given if k not in plain]:  # flat keys: aliases of the chosen parts' options
+            value = given.pop(key)
+            owners = [(f, o) for f, kind in kinds.items() for o in options_of(registry(kind).get(tables[f].get("name"))
+                                                                              or object) if o.flat == key]
+            if owners:
+                for f, o in owners:
+                    tables[f][o.key] = value
+                continue
+            _refuse_alias(name, key, value, kinds, tables, list(plain) + list(kinds))
+        for f, kind in kinds.items():
+            object.__setattr__(self, f, resolve_part(kind, registry(kind), tables[f], name))
+        for key, f in plain.items():
+            object.__setattr__(self, key, given.get(key, f.default))
+        self.__post_init__()
+
+    def __getattr__(self, key: str) -> Any:  # read access by the flat key: cfg.model.hidden
+        for f in fields(type(self)):
+            if "part" in f.metadata:
+                chosen = object.__getattribute__(self, f.name)
+                for o in options_of(registry(f.metadata["part"]).get(chosen.name)):
+                    if o.flat == key:
+                        return chosen[o.key]
+        raise AttributeError(f"{type(self).__name__} has no setting '{key}'")
 
 
-def _check_finite(obj: Any, section: str) -> None:
-    """Refuse NaN and infinities in any number of a section, in the option's own words: an infinite rate, sigma
-    or budget would pass the range checks below and fail later under another option's name."""
-    for f in fields(obj):
-        v = getattr(obj, f.name)
-        if isinstance(v, float) and not math.isfinite(v):
-            name = f.metadata.get("flag") or "--" + f.name.replace("_", "-") if f.metadata.get("cli") \
-                else f"{section}.{f.name}"
-            default = f" (its default: {f.default:g})" if isinstance(f.default, float) else ""
-            raise VaekitError(f"{name} must be a finite number, got {v}{default}")
+def _refuse_alias(section: str, key: str, value: Any, kinds: dict[str, str], tables: dict, valid: list[str]) -> None:
+    """A flat key that is not an option of the chosen parts: an unknown key is an error; an option of another part
+    of its kind is ignored (a preset's ``prior_components`` under ``--prior standard``, every key of a config
+    file written before the tables), unless the chosen part refuses it (``refuses``: key -> why) and it is set."""
+    owners = [(kind, o) for kind in kinds.values() for cls in registry(kind).values() for o in options_of(cls)
+              if o.flat == key]
+    if not owners:
+        names = valid + sorted({o.flat for kind in kinds.values() for c in registry(kind).values()
+                                for o in options_of(c)})
+        raise unknown_name("key", key, names, sort=False, shown=f"{section}.{key}")
+    if value is None or any(value == o.default or (o.nargs and list(o.default or ()) == list(value))
+                            for _, o in owners):
+        return
+    owners[0][1].value(value, f"{section}, for the {owners[0][0]} that has it")  # a bad value is still refused
+    for f, kind in kinds.items():
+        why = getattr(registry(kind)[tables[f]["name"]], "refuses", {}).get(key)
+        if why:
+            raise VaekitError(why)
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+@dataclass(frozen=True, init=False)
+class ModelConfig(_Parts):
+    """The VAE: its variant, networks (``arch``), latent size, likelihood and prior, each part with its options."""
 
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Which data set, where its files are, and how grayscale pixels are treated.
-
-    ``binarize``: ``none`` uses pixels as they are; ``dynamic`` draws a new Bernoulli
-    sample of every training image each epoch (valid/test use one fixed sample);
-    ``static`` draws one sample once (fixed seed) and keeps it. Left unset it is
-    resolved by :class:`RunConfig`: ``dynamic`` for a Bernoulli likelihood on
-    grayscale data, ``none`` otherwise; the resolved value is saved with the run.
-    """
-
-    name: str = option("mnist-5k", "data set: a named one, 'folder' (your images under --data-dir) or 'array' "
-                                   "(your --data-file)", flag="--data", choices=_dataset_names,
-                       default_text="mnist-5k, embedded, no download")
-    data_dir: str | None = option(None, "folder holding the data files (with --data folder: your images, in "
-                                        "train/valid/test and class folders if you have them)", metavar="DIR",
-                                  default_text="download into ~/.cache/vaekit/NAME, or into $VAEKIT_DATA/NAME "
-                                               "when that is set")
-    binarize: str | None = option(None, "grayscale pixels: none, dynamic (new Bernoulli sample each epoch) or static "
-                                        "(once)", choices=BINARIZE_CHOICES,
-                                  default_text="dynamic with the Bernoulli likelihood, none with the Gaussian")
-    dequantize: str | None = option(None, "discrete pixels under a density: none, or uniform (each level spread "
-                                          "over its bin of [0, 1] with fresh noise each epoch; valid/test use one "
-                                          "fixed sample)", choices=DEQUANTIZE_CHOICES,
-                                    default_text="uniform with a density (gaussian, gaussian-learned, "
-                                                 "continuous-bernoulli), none otherwise")
-    data_file: str | None = option(None, "--data array: a .npy file of images, or .npz with x (images) and "
-                                         "optionally y (labels); uint8 0..255 or floats in [0, 1]", metavar="FILE",
-                                   default_text="none")
-    layout: str | None = option(None, "--data array: the array's layout", choices=ARRAY_LAYOUTS,
-                                default_text="detected from the shape and printed")
-    image_size: tuple[int, ...] | None = option(None, "your images (folder, array, shapes): resize so they cover N x N "
-                                                      "(or H x W), then cut the centre", nargs="+", metavar="N",
-                                                kind=int, default_text="as they are; a folder's must agree")
-    channels: int | None = option(None, "your images: convert to 1 (grey) or 3 (colour) channels", metavar="C",
-                                  kind=int, default_text="grey stays grey, anything else colour")
-    valid_fraction: float = option(0.1, "data without a valid split (a folder without valid/, an array): the share "
-                                        "held out, by a fixed-seed shuffle")
-    test_fraction: float = option(0.1, "data without a test split: the share held out for it")
-    background: str = option("white", "what shows through transparent pixels: white, black, grey or #rrggbb",
-                             metavar="COLOUR")
-    skip_bad_images: bool = option(False, "leave unreadable image files out (counted and named) instead of stopping")
-    image_shape: tuple[int, int, int] | None = None  # (C, H, W); resolved from the data set and saved
-    levels: int | None = None  # distinct pixel values of the stored data (2: binary); resolved and saved
-    classes: int | None = None  # label classes of the data set (None: no labels); resolved and saved
-    class_names: tuple[str, ...] | None = None  # their names; resolved and saved
-    digest: str | None = None  # a folder's or array's file list (names, sizes); resolved and saved
-    n_files: int | None = None  # how many images it held; resolved and saved
-
-    def __post_init__(self):
-        from .data import DATASETS  # the registry of names
-
-        _check_finite(self, "data")
-        for key in ("image_shape", "image_size", "class_names"):
-            if isinstance(getattr(self, key), list):
-                object.__setattr__(self, key, tuple(getattr(self, key)))
-        if _is_int(self.image_size):
-            object.__setattr__(self, "image_size", (self.image_size,))
-        _check(self.image_shape is None or (len(self.image_shape) == 3 and all(_is_int(s) and s >= 1
-                                                                                for s in self.image_shape)),
-               f"data.image_shape must be [channels, height, width], got {self.image_shape!r}")
-
-        _check(isinstance(self.name, str), f"data.name must be a string, got {self.name!r}")
-        if self.name not in DATASETS and self.name not in SOURCES:
-            raise unknown_name("data set", self.name, [*DATASETS, *SOURCES])
-        _check(self.data_file is None or isinstance(self.data_file, str),
-               f"data.data_file must be a path string, got {self.data_file!r}")
-        _check(self.data_file is None or self.name == "array",
-               f"--data-file is for --data array; data set '{self.name}' does not read it")
-        _check(self.image_size is None or (isinstance(self.image_size, tuple) and len(self.image_size) in (1, 2)
-                                           and all(_is_int(v) and v >= 1 for v in self.image_size)),
-               f"image_size must be one size N or two, H W (whole numbers >= 1), got {self.image_size!r}")
-        _check(self.channels in (None, 1, 3), f"channels must be 1 (grey) or 3 (colour), got {self.channels!r}")
-        _check(self.layout is None or self.layout in ARRAY_LAYOUTS,
-               f"layout must be one of {', '.join(ARRAY_LAYOUTS)}, got {self.layout!r}")
-        for key in ("valid_fraction", "test_fraction"):
-            v = getattr(self, key)
-            _check(_is_num(v) and 0 <= v < 1, f"{key} must be at least 0 and below 1, got {v!r}")
-        _check(self.valid_fraction + self.test_fraction < 1,
-               f"valid_fraction + test_fraction must leave images to train on, got {self.valid_fraction:g} + "
-               f"{self.test_fraction:g}")
-        _check(isinstance(self.skip_bad_images, bool), f"skip_bad_images must be true or false, got "
-                                                       f"{self.skip_bad_images!r}")
-        from .data.sources import parse_background
-
-        _check(isinstance(self.background, str), f"background must be a colour name or #rrggbb, got "
-                                                 f"{self.background!r}")
-        parse_background(self.background)
-        _check(self.image_size is None or self.name in SIZED_DATA,
-               f"--image-size is for your own images ({', '.join(SIZED_DATA)}); '{self.name}' has a fixed size")
-        _check(self.name != "shapes" or self.image_size is None or
-               (self.image_size[0] == self.image_size[-1] and self.image_size[0] >= 8),
-               f"shapes are drawn square: give one --image-size of 8 or more, got {self.image_size!r}")
-        _check(self.channels is None or self.name in SOURCES,
-               f"--channels is for your own images (folder, array); '{self.name}' has fixed channels")
-        _check(self.data_dir is None or isinstance(self.data_dir, str),
-               f"data.data_dir must be a path string, got {self.data_dir!r}")
-        if self.binarize is not None:
-            _check_choice("binarize", self.binarize, BINARIZE_CHOICES)
-        if self.dequantize is not None:
-            _check_choice("dequantize", self.dequantize, DEQUANTIZE_CHOICES)
-        _check(self.levels is None or (_is_int(self.levels) and self.levels >= 2),
-               f"data.levels must be a whole number >= 2, got {self.levels!r}")
-        _check(self.classes is None or (_is_int(self.classes) and self.classes >= 1),
-               f"data.classes must be a whole number >= 1, got {self.classes!r}")
-        if self.name in DATASETS and DATASETS[self.name].binary and self.binarize in ("dynamic", "static"):
-            raise VaekitError(
-                f"data set '{self.name}' is already binary ({DATASETS[self.name].variant}); "
-                f"drop --binarize {self.binarize} (or use 'none')"
-            )
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The VAE: architecture, latent size, hidden layer widths, likelihood and prior."""
-
-    variant: str = option("vae", "the member of the VAE family: vae, or cvae (the conditional VAE of Sohn et al. "
-                                 "2015: encoder and decoder see the label; needs a data set with labels)",
-                          choices=_registry("VARIANTS"))
-    arch: str = option("mlp", "networks: mlp (ReLU layers), gated-mlp (gated linear units, Tomczak & Welling "
-                              "2018) or conv (strided convolutions, any image size)", choices=_registry("ARCHITECTURES"))
-    latent_dim: int = option(2, "latent dimensions")
-    hidden: tuple[int, ...] = option((400,), "hidden layer widths of the MLP encoder (of the conv networks: the dense "
-                                             "layers between the last level and z; give 0 for none); the decoder "
-                                             "mirrors them", nargs="+")
-    dropout: float = option(0.0, "MLP networks: dropout after every hidden layer of encoder and decoder while "
-                                 "training, against overfitting (none at evaluation)", metavar="P",
-                            default_text="0, none")
-    conv_channels: tuple[int, ...] = option((32, 64), "conv networks: channels of each level, each level halving "
-                                                      "the height and width (one number with --conv-levels: doubled "
-                                                      "at each level)", nargs="+", metavar="C")
-    conv_levels: int | None = option(None, "conv networks: number of levels", metavar="N",
-                                     default_text="one per --conv-channels", kind=int)
-    likelihood: str = option("bernoulli", "p(x|z): bernoulli (binary pixels, logits); gaussian (fixed sigma, the "
-                                          "tutorial's L2 loss); gaussian-learned (mean and variance per pixel); "
-                                          "continuous-bernoulli (grey levels in [0, 1]); logistic (discretised, over "
-                                          "the data's levels). See docs/likelihoods.md",
-                             choices=_registry("LIKELIHOODS"))
-    sigma: float = option(1.0, "standard deviation of the gaussian likelihood")
-    logistic_balance: float = option(1.0, "logistic likelihood: each pixel's gradient weighted by its scale to this "
-                                          "power (mean 1 per image; values reported are unchanged), so that sharp "
-                                          "pixels do not drown hedged ones; 0: plain gradient", metavar="B")
-    sigma_min: float = option(SIGMA_MIN, "smallest standard deviation of the gaussian-learned likelihood")
-    prior: str = option("standard", "p(z): standard, N(0, I); mog, a learned mixture of Gaussians; vamp, the "
-                                    "VampPrior (Tomczak & Welling 2018)", choices=_registry("PRIORS"))
-    prior_components: int | None = option(None, "components of the mog prior, pseudo-inputs of the vamp prior",
-                                          metavar="K", default_text="10 for mog, 500 for vamp", kind=int)
+    _section = "model"
+    variant: PartConfig = part("variant", "vae", "the member of the VAE family: vae, or cvae (the conditional VAE "
+                               "of Sohn et al. 2015: encoder and decoder see the label; needs a data set with labels)")
+    arch: PartConfig = part("arch", "mlp", "networks: mlp (ReLU layers), gated-mlp (gated linear units, Tomczak & "
+                            "Welling 2018) or conv (strided convolutions, any image size)")
+    latent_dim: int = option(2, "latent dimensions", check=_whole(1), rule="a whole number >= 1")
+    likelihood: PartConfig = part("likelihood", "bernoulli", "p(x|z): bernoulli (binary pixels, logits); gaussian "
+                                  "(fixed sigma, the tutorial's L2 loss); gaussian-learned (mean and variance per "
+                                  "pixel); continuous-bernoulli (grey levels in [0, 1]); logistic (discretised, over "
+                                  "the data's levels). See docs/likelihoods.md")
+    prior: PartConfig = part("prior", "standard", "p(z): standard, N(0, I); mog, a learned mixture of Gaussians; "
+                             "vamp, the VampPrior (Tomczak & Welling 2018)")
 
     def __post_init__(self):
-        from .models import ARCHITECTURES, LIKELIHOODS, PRIORS, VARIANTS
-
-        _check_finite(self, "model")
-        for key in ("hidden", "conv_channels"):
-            if isinstance(getattr(self, key), list):
-                object.__setattr__(self, key, tuple(getattr(self, key)))
-            if _is_int(getattr(self, key)):
-                object.__setattr__(self, key, (getattr(self, key),))
-        if self.hidden == (0,):  # "--hidden 0": no hidden layers
-            object.__setattr__(self, "hidden", ())
-        for key, reg in (("variant", VARIANTS), ("arch", ARCHITECTURES), ("likelihood", LIKELIHOODS),
-                         ("prior", PRIORS)):
-            val = getattr(self, key)
-            if val not in reg:
-                raise unknown_name(f"model.{key}", val, reg)
-        _check(_is_int(self.latent_dim) and self.latent_dim >= 1,
-               f"latent_dim must be a whole number >= 1, got {self.latent_dim!r}")
-        _check(isinstance(self.hidden, tuple) and all(_is_int(h) and h >= 1 for h in self.hidden),
-               f"hidden must be a list of layer widths >= 1, got {self.hidden!r}")
-        _check(_is_num(self.dropout) and 0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout!r}")
-        _check(self.dropout == 0 or self.arch != "conv", "dropout is for the MLP networks (--arch mlp or "
-               "gated-mlp); drop --dropout for the conv networks")
-        _check(isinstance(self.conv_channels, tuple) and len(self.conv_channels) >= 1
-               and all(_is_int(c) and c >= 1 for c in self.conv_channels),
-               f"conv_channels must be a list of channel counts >= 1, got {self.conv_channels!r}")
-        _check(self.conv_levels is None or (_is_int(self.conv_levels) and self.conv_levels >= 1),
-               f"conv_levels must be a whole number >= 1, got {self.conv_levels!r}")
-        _check(self.conv_levels is None or len(self.conv_channels) in (1, self.conv_levels),
-               f"--conv-levels {self.conv_levels} needs one channel count per level or a single one (doubled at "
-               f"each level), got --conv-channels {' '.join(map(str, self.conv_channels))}")
-        _check(_is_num(self.logistic_balance) and self.logistic_balance >= 0,
-               f"logistic_balance must be >= 0, got {self.logistic_balance!r}")
-        _check(_is_num(self.sigma) and self.sigma > 0,
-               f"sigma (the Gaussian likelihood's standard deviation) must be > 0, got {self.sigma!r}")
-        _check(self.prior_components is None or (_is_int(self.prior_components) and self.prior_components >= 1),
-               f"prior_components must be a whole number >= 1, got {self.prior_components!r}")
-        _check(_is_num(self.sigma_min) and self.sigma_min > 0,
-               f"sigma_min (the learned Gaussian's floor) must be > 0, got {self.sigma_min!r}")
-
-    @property
-    def channels_per_level(self) -> tuple[int, ...]:
-        """The conv networks' channels at each level, ``conv_levels`` resolved."""
-        if self.conv_levels is None or len(self.conv_channels) == self.conv_levels:
-            return self.conv_channels
-        return tuple(self.conv_channels[0] * 2 ** i for i in range(self.conv_levels))
+        _check_fields(self, "model")
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation: epochs, batch size, learning rate and its schedule, optimiser, seed,
-    ELBO samples, KL warm-up, early stopping and a wall-clock budget.
+@dataclass(frozen=True, init=False)
+class TrainConfig(_Parts):
+    """Optimisation: epochs, batch size, learning rate and its schedule, optimiser, seed, the objective (with its
+    options), KL warm-up, early stopping and a wall-clock budget.
 
-    ``warmup_epochs``: the KL term's weight rises linearly, beta = min(1, epoch / W),
-    over the first W epochs (Bowman et al., 2016; Sønderby et al., 2016); every
-    reported ELBO still uses beta = 1. ``lr_schedule = "cosine"`` anneals the learning
-    rate from ``lr`` to 0 over ``epochs``. ``patience``: stop after that many epochs
-    without a better valid ELBO (0: never). ``max_minutes``: stop before an epoch that
-    would end past this much training time (0: no limit). ``grad_clip``: rescale
-    gradients whose global norm exceeds this (0: off). ``precision = "bf16"`` runs the
-    network's matrix products in bfloat16 under autocast, ``"fp16"`` in float16 with a
-    gradient scaler (weights, optimiser state, likelihood, KL and every reported number
-    stay float32); ``"auto"`` (the default) is bf16 where the hardware computes it natively
-    and fp32 elsewhere (:func:`vaekit.trainer.auto_precision`), saved resolved.
+    ``warmup_epochs``: the KL term's weight rises linearly, beta = min(1, epoch / W), over the first W epochs
+    (Bowman et al., 2016; Sønderby et al., 2016); reported ELBOs use beta = 1. ``lr_schedule = "cosine"``
+    anneals the rate from ``lr`` to 0 over ``epochs``. ``patience``: stop after that many epochs without a
+    better valid ELBO (0: never). ``max_minutes``: stop before an epoch that would end past this much training
+    (0: no limit). ``grad_clip``: rescale gradients whose global norm exceeds this (0: off). ``precision``:
+    ``bf16`` or ``fp16`` run the matrix products under autocast (fp16 with a gradient scaler; weights and
+    every reported number stay float32); ``auto`` is bf16 where the hardware computes it natively, else fp32
+    (:func:`vaekit.trainer.auto_precision`), saved resolved.
     """
 
-    epochs: int = option(100, "epochs")
-    batch_size: int = option(128, "images per step; under torchrun, over all processes together")
-    lr: float = option(1e-3, "learning rate")
+    _section = "train"
+    epochs: int = option(100, "epochs", check=_whole(1), rule="a whole number >= 1", resume=RESUME_FREE)
+    batch_size: int = option(128, "images per step; under torchrun, over all processes together", check=_whole(1),
+                             rule="a whole number >= 1")
+    lr: float = option(1e-3, "learning rate", check=_num(0, lo_open=True), rule="> 0", what="lr (learning rate)")
     optimizer: str = option("adam", "optimiser", choices=OPTIMIZERS)
-    momentum: float = 0.9  # of SGD; set it in a preset
-    seed: int = option(0, "random seed")
-    objective: str = option("elbo", "elbo, or iwae: the importance-weighted bound with K = --n-samples (Burda et "
-                                    "al. 2016), reported as itself", choices=OBJECTIVES)
-    n_samples: int = option(1, "samples of z per image: of the training ELBO, or the IWAE's K")
-    beta: float = option(1.0, "weight of the KL term (beta-VAE); reported ELBOs always use 1")
-    free_bits: float = option(0.0, "free bits: the batch-mean KL of each latent dimension counts as at least this "
-                                   "many nats (Kingma et al. 2016); with any prior that gives a KL per dimension (standard, mog, vamp)", metavar="F",
-                              default_text="0, off")
+    momentum: float = option(0.9, cli=False, check=_num(0, 1), rule="in [0, 1)")  # of SGD; set it in a preset
+    seed: int = option(0, "random seed", check=_whole(0), rule="a whole number >= 0")
+    objective: PartConfig = part("objective", "elbo", "elbo, or iwae: the importance-weighted bound with K = "
+                                 "--n-samples (Burda et al. 2016), reported as itself")
     warmup_epochs: int = option(0, "KL warm-up: the KL weight rises linearly to 1 over N epochs; reported ELBOs "
-                                   "always use weight 1", default_text="0, none")
+                                "always use weight 1", default_text="0, none", check=_whole(0),
+                                rule="a whole number >= 0")
     lr_schedule: str = option("constant", "constant, or cosine annealing to 0 over --epochs", choices=LR_SCHEDULES)
-    patience: int = option(0, "stop after N epochs without a better valid ELBO", default_text="0, never")
+    patience: int = option(0, "stop after N epochs without a better valid ELBO", default_text="0, never",
+                           check=_whole(0), rule="a whole number >= 0 (0: no early stopping)", resume=RESUME_FREE)
     max_minutes: float = option(0.0, "stop before an epoch that would end past F minutes of training",
-                                default_text="0, no limit")
-    grad_clip: float = option(0.0, "rescale gradients whose global norm exceeds F", default_text="0, off")
+                                default_text="0, no limit", check=_num(0), rule=">= 0 (0: no limit)",
+                                resume=RESUME_FREE)
+    grad_clip: float = option(0.0, "rescale gradients whose global norm exceeds F", default_text="0, off",
+                              check=_num(0), rule=">= 0 (0: no clipping)")
     precision: str = option("auto", "auto: bf16 where the hardware computes it natively (CPUs with AVX512-BF16 or "
-                                    "AMX, CUDA GPUs with bf16), else fp32; saved resolved in config.json. fp32; bf16: "
-                                    "matrix products in bfloat16 under autocast (1.5x faster measured on a 2-core CPU "
-                                    "with AVX512-BF16, same NLL per epoch, docs/benchmarks.md); fp16: float16 products "
-                                    "with a gradient scaler, for GPUs without fast bf16. Weights, likelihood and "
-                                    "reported numbers stay float32", choices=PRECISIONS)
+                            "AMX, CUDA GPUs with bf16), else fp32; saved resolved in config.json. fp32; bf16: matrix "
+                            "products in bfloat16 under autocast (1.5x faster measured on a 2-core CPU with "
+                            "AVX512-BF16, same NLL per epoch, docs/benchmarks.md); fp16: float16 products with a "
+                            "gradient scaler, for GPUs without fast bf16. Weights, likelihood and reported numbers "
+                            "stay float32", choices=PRECISIONS)
 
     def __post_init__(self):
-        _check_finite(self, "train")
-        _check(_is_int(self.epochs) and self.epochs >= 1, f"epochs must be a whole number >= 1, got {self.epochs!r}")
-        _check(_is_int(self.batch_size) and self.batch_size >= 1,
-               f"batch_size must be a whole number >= 1, got {self.batch_size!r}")
-        _check(_is_num(self.lr) and self.lr > 0, f"lr (learning rate) must be > 0, got {self.lr!r}")
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check(_is_num(self.momentum) and 0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum!r}")
-        _check(_is_int(self.seed) and self.seed >= 0, f"seed must be a whole number >= 0, got {self.seed!r}")
-        _check(_is_int(self.n_samples) and self.n_samples >= 1,
-               f"n_samples (Monte Carlo samples per ELBO) must be >= 1, got {self.n_samples!r}")
-        _check_choice("objective", self.objective, OBJECTIVES)
-        _check(_is_num(self.beta) and self.beta >= 0, f"beta (the KL weight) must be >= 0, got {self.beta!r}")
-        _check(_is_num(self.free_bits) and self.free_bits >= 0,
-               f"free_bits must be >= 0 nats per latent dimension, got {self.free_bits!r}")
-        if self.objective == "iwae":
-            _check(self.beta == 1 and self.free_bits == 0 and self.warmup_epochs == 0,
-                   "the IWAE bound has no KL term to weight: drop --beta, --free-bits and --warmup-epochs, or use "
-                   "--objective elbo")
-        _check(_is_int(self.warmup_epochs) and self.warmup_epochs >= 0,
-               f"warmup_epochs must be a whole number >= 0, got {self.warmup_epochs!r}")
-        _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        _check(_is_int(self.patience) and self.patience >= 0,
-               f"patience must be a whole number >= 0 (0: no early stopping), got {self.patience!r}")
-        _check(_is_num(self.max_minutes) and self.max_minutes >= 0,
-               f"max_minutes must be >= 0 (0: no limit), got {self.max_minutes!r}")
-        _check_choice("precision", self.precision, PRECISIONS)
-        _check(_is_num(self.grad_clip) and self.grad_clip >= 0,
-               f"grad_clip (largest gradient norm) must be >= 0 (0: no clipping), got {self.grad_clip!r}")
+        _check_fields(self, "train")
+        able = [n for n, c in _objectives.OBJECTIVES.items() if getattr(c, "kl_weighted", False)]
+        _check(self.warmup_epochs == 0 or getattr(registry("objective")[self.objective.name], "kl_weighted", False),
+               f"KL warm-up weights the KL term, which the {self.objective.name} objective does not have (its bound "
+               f"has no KL term to weight): drop --warmup-epochs, or use --objective {' or '.join(able)}")
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
@@ -405,57 +329,30 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self):
-        from .data import DATASETS
-
-        from .models.likelihoods import check_data, default_binarize, default_dequantize
-
-        spec = self._resolve_source()
-        # the likelihood's declaration of the pixels it models decides the binarization
-        if self.data.binarize is None:
-            mode = default_binarize(self.model.likelihood, spec.binary)
-            object.__setattr__(self, "data", dataclasses.replace(self.data, binarize=mode))
-        if self.data.dequantize is None:
-            mode = default_dequantize(self.model.likelihood)
-            object.__setattr__(self, "data", dataclasses.replace(self.data, dequantize=mode))
-        if self.data.image_shape is None:
-            object.__setattr__(self, "data", dataclasses.replace(self.data, image_shape=spec.image_shape))
-        if self.data.levels is None:
-            object.__setattr__(self, "data", dataclasses.replace(self.data, levels=spec.levels))
-        if self.data.classes is None and spec.classes:
-            object.__setattr__(self, "data", dataclasses.replace(self.data, classes=spec.classes,
-                                                                 class_names=spec.class_names))
-        if self.data.image_size is not None and self.data.name == "shapes":
-            h, w = self.data.image_size[0], self.data.image_size[-1]
-            object.__setattr__(self, "data", dataclasses.replace(self.data, image_shape=(3, h, w)))
-        if self.model.variant == "cvae" and not self.data.classes:
-            raise VaekitError(f"the cvae variant is conditioned on labels but data set '{self.data.name}' has none; "
-                              f"choose one with labels ({', '.join(n for n, d in DATASETS.items() if d.classes)}) "
-                              "or --variant vae")
-        check_data(self.model.likelihood, spec.binary, self.data.binarize, self.data.name, self.data.dequantize)
-        if self.train.free_bits > 0:
-            from .models import PRIORS
-
-            if not getattr(PRIORS[self.model.prior], "per_dimension", False):
-                able = ", ".join(n for n, p in PRIORS.items() if getattr(p, "per_dimension", False))
-                raise VaekitError(f"free bits clamp the KL of each latent dimension, which the {self.model.prior} "
-                                  f"prior does not give (it declares no per_dimension); drop --free-bits or use a "
-                                  f"prior that does: {able}")
-
-    def _resolve_source(self):
-        """The data's spec. The user's folder or array is scanned only while something about it is unresolved
-        (a saved run knows its image shape, levels, classes and digest, and keeps working without the data);
-        the scan's findings are saved with the run."""
-        d = self.data
-        if d.name in SOURCES and (d.image_shape is None or d.levels is None or d.digest is None):
-            from .data.user import check_unchanged, source_spec
-
-            src = source_spec(d)
-            check_unchanged(d, src)  # a digest given with unresolved fields must still match
-            object.__setattr__(self, "data", dataclasses.replace(
-                d, image_shape=d.image_shape or src.image_shape, levels=d.levels or src.levels,
-                classes=len(src.class_names) if src.class_names else None, class_names=src.class_names,
-                digest=src.digest, n_files=src.n_files, layout=d.layout or src.layout))
-        return self._spec()
+        lik = _models.LIKELIHOODS[self.model.likelihood.name]
+        d = _resolve.resolve_source(self.data)  # your folder or array: scanned once, its findings saved
+        spec = _resolve.spec_of(d)
+        # the likelihood's declaration of the pixels it models decides the binarization and dequantisation
+        d = dataclasses.replace(
+            d, binarize=d.binarize or _models.likelihoods.default_binarize(lik.name, spec.binary),
+            dequantize=d.dequantize or _models.likelihoods.default_dequantize(lik.name),
+            image_shape=d.image_shape or spec.image_shape, levels=d.levels or spec.levels)
+        if d.classes is None and spec.classes:
+            d = dataclasses.replace(d, classes=spec.classes, class_names=spec.class_names)
+        if d.image_size is not None and d.name == "shapes":
+            d = dataclasses.replace(d, image_shape=(3, d.image_size[0], d.image_size[-1]))
+        object.__setattr__(self, "data", d)
+        variant = self.model.variant.name
+        _check(not getattr(_models.VARIANTS[variant], "needs_labels", False) or d.classes,
+               f"the {variant} variant is conditioned on labels but data set '{d.name}' has none; choose one with "
+               f"labels ({', '.join(n for n, s in _data.DATASETS.items() if s.classes)}) or --variant vae")
+        _models.likelihoods.check_data(lik.name, spec.binary, d.binarize, d.name, d.dequantize)
+        prior, objective = self.model.prior.name, registry("objective")[self.train.objective.name]
+        per_dim = getattr(objective, "needs_kl_per_dimension", lambda part: False)(self.train.objective)
+        if per_dim and not getattr(_models.PRIORS[prior], "per_dimension", False):
+            able = ", ".join(n for n, p in _models.PRIORS.items() if getattr(p, "per_dimension", False))
+            raise VaekitError(f"free bits clamp the KL of each latent dimension, which the {prior} prior does not "
+                              f"give (it declares no per_dimension); drop --free-bits or use a prior that does: {able}")
 
     @property
     def pixel_levels(self) -> int:
@@ -465,8 +362,8 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format_version": FORMAT_VERSION}
         for name in _SECTIONS:
-            d = dataclasses.asdict(getattr(self, name))
-            out[name] = {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+            sec = getattr(self, name)
+            out[name] = {f.name: _plain(getattr(sec, f.name)) for f in fields(sec)}
         return out
 
     @classmethod
@@ -478,7 +375,7 @@ class RunConfig:
         if version != FORMAT_VERSION:
             raise VaekitError(f"{source}: format_version {version!r} is not supported (this vaekit reads "
                               f"{FORMAT_VERSION})")
-        parts = {}
+        parts: dict[str, Any] = {}
         for key, value in d.items():
             if key == "format_version":
                 continue
@@ -486,106 +383,80 @@ class RunConfig:
                 raise VaekitError(f"{source}: {unknown_name('table', key, _SECTIONS, sort=False)}")
             if not isinstance(value, dict):
                 raise VaekitError(f"{source}: '{key}' must be a table of settings, got {value!r}")
-            valid = [f.name for f in fields(_SECTIONS[key])]
-            for k in value:
-                if k not in valid:
-                    raise VaekitError(f"{source}: {unknown_name('key', k, valid, sort=False, shown=f'{key}.{k}')}")
+            if key == "data":
+                valid = [f.name for f in fields(DataConfig)]
+                for k in value:
+                    if k not in valid:
+                        raise VaekitError(f"{source}: {unknown_name('key', k, valid, sort=False, shown=f'data.{k}')}")
             if key == "model" and "data" in parts:
-                value = _image_defaults(parts["data"], value)
+                value = _resolve.image_defaults(parts["data"], value)
             try:
                 parts[key] = _SECTIONS[key](**value)
             except TypeError as e:  # e.g. a non-comparable type slipping through
                 raise VaekitError(f"{source}: bad value in [{key}]: {e}") from None
+            except VaekitError as e:  # an unknown key says where it was found
+                if str(e).startswith("unknown key"):
+                    raise VaekitError(f"{source}: {e}") from None
+                raise
         if "model" not in parts and "data" in parts:
-            defaults = _image_defaults(parts["data"], {})
+            defaults = _resolve.image_defaults(parts["data"], {})
             if defaults:
                 parts["model"] = ModelConfig(**defaults)
         return cls(**parts)
 
     def override(self, **sections: dict[str, Any]) -> "RunConfig":
-        """A copy with some keys replaced: ``cfg.override(train={"epochs": 5})``."""
+        """A copy with some keys replaced: ``cfg.override(train={"epochs": 5})``; what depends on the data (its
+        shape, levels, classes, binarization) is found anew when the data or the likelihood change."""
         d = self.to_dict()
         for sec, values in sections.items():
-            d.setdefault(sec, {}).update(values)
-        if "data" in sections and "binarize" not in sections["data"]:
-            d["data"]["binarize"] = None  # re-resolve for the new data or likelihood
-        if "data" in sections and "image_shape" not in sections["data"]:
-            d["data"]["image_shape"] = None
-        if "data" in sections and "levels" not in sections["data"]:
-            d["data"]["levels"] = None
-        for key in ("digest", "n_files", "class_names"):  # other data: found anew
-            if "data" in sections and key not in sections["data"]:
-                d["data"][key] = None
-        if "data" in sections and "classes" not in sections["data"]:
-            d["data"]["classes"] = None
-        if ("data" in sections or "likelihood" in sections.get("model", {})) and "dequantize" not in \
-                sections.get("data", {}):
-            d["data"]["dequantize"] = None
-        if "model" in sections and "likelihood" in sections["model"] and "binarize" not in sections.get("data", {}):
-            d["data"]["binarize"] = None
+            for key, value in values.items():
+                set_option(d, sec, key, value)
+        if "data" in sections:
+            for key in ("binarize", "image_shape", "levels", "digest", "n_files", "class_names", "classes",
+                        "dequantize"):
+                if key not in sections["data"]:
+                    d["data"][key] = None
+        if "likelihood" in sections.get("model", {}):
+            for key in ("binarize", "dequantize"):
+                if key not in sections.get("data", {}):
+                    d["data"][key] = None
         return RunConfig.from_dict(d)
 
     def short_data(self) -> str:
         """A few words for figure titles: the data set and its variant."""
-        from .data import DATASETS
-
-        deq = ", dequantised" if self.data.dequantize == "uniform" else ""
-        spec = self._spec()
-        if spec.binary:
-            return f"{self.data.name} ({'static binarization' if self.data.name in DATASETS else 'binary'}{deq})"
-        return {"none": f"{self.data.name} ({spec.variant}{deq})",
-                "dynamic": f"{self.data.name} (dynamic binarization{deq})",
-                "static": f"{self.data.name} (static binarization, fixed seed{deq})"}[self.data.binarize]
-
-    def _spec(self):
-        from .data import DATASETS, DatasetSpec
-
-        d = self.data
-        if d.name in DATASETS:
-            return DATASETS[d.name]
-        where = d.data_dir if d.name == "folder" else d.data_file
-        return DatasetSpec(d.name, None, d.image_shape, d.levels, "colour" if d.image_shape[0] == 3 else "grayscale",
-                           f"images from {where}", d.class_names)
+        return _resolve.short_data(self)
 
     def describe_data(self) -> str:
-        spec = self._spec()
-        deq = (f"; uniformly dequantised over its {self.pixel_levels} levels, fresh noise each epoch, one fixed "
-               "sample for valid/test") if self.data.dequantize == "uniform" else ""
-        name = self.data.name
-        if name in SOURCES:
-            name = f"{name} '{self.data.data_dir if name == 'folder' else self.data.data_file}'"
-        shape = "x".join(map(str, self.data.image_shape or ()))
-        if self.data.name in SIZED_DATA:
-            name += f", {shape}" + (" (resized and centre-cut)" if self.data.image_size else "")
-        if self.data.name == "array" and self.data.layout:
-            name += f", read as {self.data.layout}"
-        if spec.binary:
-            return f"{name} ({spec.variant}{deq})"
-        levels = f"{spec.levels} levels" if spec.levels != 256 else "8-bit"
-        return {
-            "none": f"{name} ({spec.variant}, {levels}, not binarized{deq})",
-            "dynamic": f"{name} (dynamically binarized: a new Bernoulli sample each epoch; "
-                       f"valid/test use one fixed sample{deq})",
-            "static": f"{name} (statically binarized once with a fixed seed{deq})",
-        }[self.data.binarize]
+        """Which data and which variant of it, as every result says."""
+        return _resolve.describe_data(self)
 
 
-def _image_defaults(data: DataConfig, model: dict[str, Any]) -> dict[str, Any]:
-    """The model settings not given, for images of any size (your folder or array, shapes): the conv
-    networks, and the discretised logistic over 8-bit levels (the Bernoulli for binary arrays), so that
-    nobody binarises their photos by hand."""
-    if data.name not in SIZED_DATA or ("arch" in model and "likelihood" in model):
-        return model
-    model = dict(model)
-    model.setdefault("arch", "conv")
-    if "likelihood" not in model:
-        levels = data.levels
-        if levels is None and data.name in SOURCES:
-            from .data.user import source_spec
+def _plain(v: Any) -> Any:
+    return v.to_dict() if isinstance(v, PartConfig) else list(v) if isinstance(v, tuple) else v
 
-            levels = source_spec(data).levels
-        model["likelihood"] = "bernoulli" if levels == 2 else "logistic"
-    return model
+
+def set_option(d: dict[str, Any], section: str, key: str, value: Any) -> None:
+    """Set ``key`` of ``section`` in a config dict; a part's name given over its table keeps the options the
+    newly named part also has (``--prior mog`` over ``{"name": "vamp", "components": 500}``)."""
+    table = d.setdefault(section, {})
+    if not isinstance(table, dict):
+        raise VaekitError(f"'{section}' must be a table of settings, got {table!r}")
+    old = table.get(key)
+    if isinstance(old, dict) and isinstance(value, str):
+        kind = next((f.metadata["part"] for f in fields(_SECTIONS[section]) if f.name == key), None)
+        cls = registry(kind).get(value) if kind else None
+        keep = {o.key for o in options_of(cls)} if cls else set()
+        value = {"name": value, **{k: v for k, v in old.items() if k in keep}}
+    table[key] = value
+
+
+def resume_rule(section: str, key: str) -> str:
+    """Whether a setting may change when a run is resumed: ``same``, ``free`` (when to stop) or ``where`` (where
+    the data are), as its field declares."""
+    for f in fields(_SECTIONS[section]):
+        if f.name == key:
+            return f.metadata.get("resume", RESUME_SAME)
+    return RESUME_SAME
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

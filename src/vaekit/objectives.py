@@ -27,7 +27,8 @@ from typing import NamedTuple
 import torch
 
 from .bounds import iwae_bound
-from .errors import VaekitError
+from .errors import VaekitError, unknown_name
+from .options import Option
 
 
 class BatchTerms(NamedTuple):
@@ -59,6 +60,29 @@ class ELBO:
     free_bits: float = 0.0
     n_samples: int = 1
     name = "elbo"
+    kl_weighted = True  # has a KL term for --beta and KL warm-up to weight
+    options = (Option("n_samples", 1, "samples of z per image: of the training ELBO, or the IWAE's K", kind=int,
+                      check=lambda n: n >= 1, rule="a whole number >= 1"),
+               Option("beta", 1.0, "weight of the KL term (beta-VAE); reported ELBOs always use 1",
+                      check=lambda b: b >= 0, rule=">= 0"),
+               Option("free_bits", 0.0, "free bits: the batch-mean KL of each latent dimension counts as at least "
+                      "this many nats (Kingma et al. 2016); with any prior that gives a KL per dimension (standard, "
+                      "mog, vamp)", metavar="F", default_text="0, off", check=lambda f: f >= 0,
+                      rule=">= 0 nats per latent dimension"))
+
+    @classmethod
+    def from_config(cls, part) -> "ELBO":
+        return cls(beta=part.beta, free_bits=part.free_bits, n_samples=part.n_samples)
+
+    @staticmethod
+    def samples_per_image(part) -> int:
+        """How many samples of z per image a step decodes (what a step costs)."""
+        return part.n_samples
+
+    @staticmethod
+    def needs_kl_per_dimension(part) -> bool:
+        """Free bits clamp each latent dimension's KL: the prior must give one."""
+        return part.free_bits > 0
 
     def __post_init__(self):
         _check(self.beta >= 0 and math.isfinite(self.beta), f"beta (the KL weight) must be >= 0, got {self.beta!r}")
@@ -106,6 +130,23 @@ class IWAE:
 
     k: int = 5
     name = "iwae"
+    kl_weighted = False
+    refuses = dict.fromkeys(("beta", "free_bits"), "the IWAE bound has no KL term to weight: drop --beta, --free-bits "
+                            "and --warmup-epochs, or use --objective elbo")
+    options = (Option("k", 1, "samples of z per image: of the training ELBO, or the IWAE's K", kind=int,
+                      alias="n_samples", check=lambda n: n >= 1, rule="a whole number >= 1"),)
+
+    @classmethod
+    def from_config(cls, part) -> "IWAE":
+        return cls(k=part.k)
+
+    @staticmethod
+    def samples_per_image(part) -> int:
+        return part.k
+
+    def report(self, terms: BatchTerms) -> dict[str, torch.Tensor]:
+        """The bound it trains, beside the plain ELBO (logged as ``train_iwae_bound``)."""
+        return {"iwae_bound": terms.bound}
 
     def __post_init__(self):
         _check(isinstance(self.k, int) and self.k >= 1, f"the IWAE needs K >= 1 samples, got {self.k!r}")
@@ -129,6 +170,25 @@ class IWAE:
         return -terms.bound / n_images
 
 
+def reported(objective, terms: BatchTerms) -> dict[str, torch.Tensor]:
+    """What an objective reports of a batch, by name (sums in nats; the trainer logs each as ``train_NAME``): its
+    own ``report(terms)``, or the ELBO, its reconstruction term and its KL."""
+    plain = {"elbo": terms.elbo, "reconstruction": terms.reconstruction, "kl": terms.kl}
+    if objective is not None and hasattr(objective, "report"):
+        return {**plain, **objective.report(terms)}
+    return plain
+
+
+OBJECTIVES = {"elbo": ELBO, "iwae": IWAE}
+
+
+def make_objective(part):
+    """The objective a configuration's ``train.objective`` names, with its options."""
+    if part.name not in OBJECTIVES:
+        raise unknown_name("objective", part.name, OBJECTIVES)
+    return OBJECTIVES[part.name].from_config(part)
+
+
 def kl_warmup(objective, epoch: int, warmup_epochs: int):
     """The objective of ``epoch`` (1-based): its KL weight times min(1, epoch / warmup_epochs)."""
     if warmup_epochs == 0:
@@ -136,4 +196,4 @@ def kl_warmup(objective, epoch: int, warmup_epochs: int):
     return objective.with_kl_weight(min(1.0, epoch / warmup_epochs))
 
 
-__all__ = ["BatchTerms", "ELBO", "IWAE", "kl_warmup"]
+__all__ = ["BatchTerms", "ELBO", "IWAE", "OBJECTIVES", "kl_warmup", "make_objective", "reported"]

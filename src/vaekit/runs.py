@@ -16,7 +16,11 @@ from pathlib import Path
 
 from . import checkpoint as ckpt
 from . import limits
-from .config import RunConfig
+from dataclasses import fields
+
+from .config import DataConfig, RunConfig, TrainConfig
+from .objectives import OBJECTIVES
+from .options import RESUME_FREE, RESUME_WHERE
 from .data import Dataset, load_data, prepare, to_unit
 from .errors import DataError, VaekitError, os_error_line
 from .models.likelihoods import BINARY, likelihood_class
@@ -27,10 +31,10 @@ PICTURE_FILES = ("manifold.png", "scatter.png", "reconstructions.png", "samples.
                  "curves.png", "kl.png", "training.gif", "report.html")
 # what a run directory may hold; --force removes only these
 RUN_FILES = (ckpt.CONFIG_FILE, ckpt.BEST_FILE, ckpt.LAST_FILE, ckpt.METRICS_FILE, *PICTURE_FILES)
-# settings that only say when to stop: they may change when a run is resumed
-RESUMABLE_CHANGES = ("epochs", "patience", "max_minutes")
-# settings that only say where the data are: they may change on resume, with a note
-WHERE_CHANGES = (("data", "data_dir"), ("data", "data_file"))
+# settings that only say when to stop, or where the data are: they may change when a run is resumed (the
+# latter with a note), as their fields declare (config.option(resume=...))
+RESUMABLE_CHANGES = tuple(f.name for f in fields(TrainConfig) if f.metadata.get("resume") == RESUME_FREE)
+WHERE_CHANGES = tuple(("data", f.name) for f in fields(DataConfig) if f.metadata.get("resume") == RESUME_WHERE)
 LOCK_FILE = ".lock"
 
 
@@ -160,9 +164,9 @@ def check_same_run(saved: RunConfig, given: RunConfig, run_dir: Path, log=lambda
     diff = [f"{s}.{k} (saved {a[s][k]!r}, given {b[s].get(k)!r})" for s in a if isinstance(a[s], dict)
             for k in a[s] if a[s][k] != b[s].get(k)]
     if diff:
+        free = ", ".join([*RESUMABLE_CHANGES, *(k for _, k in WHERE_CHANGES)])
         raise VaekitError(f"cannot resume '{run_dir}' with different settings: {'; '.join(diff)}; settings that "
-                          f"change the result must equal the saved ones (only {', '.join(RESUMABLE_CHANGES)} and "
-                          "data_dir may change)")
+                          f"change the result must equal the saved ones (only {free} may change)")
 
 
 def start_run_dir(run_dir: Path, resume: bool) -> None:
@@ -206,11 +210,13 @@ def check_cost(cfg: RunConfig, n_train: int) -> None:
     from .models import build_model
 
     c, h, w = cfg.data.image_shape
-    lik = likelihood_class(cfg.model.likelihood)
+    lik = likelihood_class(cfg.model.likelihood.name)
     t = cfg.train
-    limits.check_decoder_outputs(min(t.batch_size, n_train), t.n_samples, c * h * w * lik.params_per_pixel,
-                                 f"--batch-size {t.batch_size} with --n-samples {t.n_samples}",
-                                 ", or fewer --n-samples" if t.n_samples > 1 else "")
+    objective = OBJECTIVES[t.objective.name]
+    samples = objective.samples_per_image(t.objective) if hasattr(objective, "samples_per_image") else 1
+    limits.check_decoder_outputs(min(t.batch_size, n_train), samples, c * h * w * lik.params_per_pixel,
+                                 f"--batch-size {t.batch_size} with --n-samples {samples}",
+                                 ", or fewer --n-samples" if samples > 1 else "")
     with torch.device("meta"):
         model = build_model(cfg.model, cfg.data.image_shape, cfg.pixel_levels, cfg.data.classes)
     n = sum(p.numel() for p in model.parameters())
@@ -259,7 +265,7 @@ def load_split(cfg: RunConfig, split: str, image_shape: tuple[int, ...] | None =
 def load_splits(cfg: RunConfig) -> tuple[Dataset, Dataset]:
     """The training split (as stored, binarized later if dynamic) and the prepared valid split."""
     train, valid = load_split(cfg, "train"), load_split(cfg, "valid")
-    if likelihood_class(cfg.model.likelihood).accepts == BINARY and cfg.data.binarize != "dynamic":
+    if likelihood_class(cfg.model.likelihood.name).accepts == BINARY and cfg.data.binarize != "dynamic":
         for ds in (train, valid):
             _check_binary(ds, cfg)
     return train, valid

@@ -23,7 +23,7 @@ from .config import RunConfig
 from .data import Dataset
 from .distributed import Context, setup
 from .errors import VaekitError
-from .models import VAE, build_model
+from .models import VAE, build_model, describe
 from .optim import learning_rate, make_optimizer
 from .trainer import Trainer, auto_compile, auto_precision, make_objective, make_step, train_epoch
 from .trainer_state import restore_state
@@ -53,17 +53,7 @@ class RunView:
 
 def _describe(log, cfg: RunConfig, model: VAE, train_ds: Dataset, valid_ds: Dataset, ctx: Context) -> None:
     log(f"data: {cfg.describe_data()}: {len(train_ds)} train / {len(valid_ds)} valid images")
-    m = cfg.model
-    if m.arch == "conv":
-        shape = "x".join(map(str, train_ds.image_shape))
-        nets = (f"conv {shape}, levels of {'-'.join(map(str, m.channels_per_level))} channels"
-                + (f", dense {'-'.join(map(str, m.hidden))}" if m.hidden else "") + f", latent {m.latent_dim}")
-    else:
-        nets = f"{m.arch} {train_ds.dim}-{'-'.join(map(str, (*m.hidden, m.latent_dim)))}"
-        nets += f" (dropout {m.dropout:g})" if m.dropout else ""
-    variant = f"{m.variant} ({cfg.data.classes} labels to encoder and decoder), " if m.variant != "vae" else ""
-    log(f"model: {variant}{nets}, {model.decoder.likelihood.describe()}, {m.prior} prior (KL in {model.kl_form}), "
-        f"{sum(p.numel() for p in model.parameters()):,} parameters")
+    log(f"model: {describe(cfg.model, train_ds.image_shape, cfg.data.classes, model)}")
     bs = cfg.train.batch_size
     if ctx.distributed:
         log(f"{ctx.world_size} processes on {ctx.device.type}: {bs} images per step in all, "

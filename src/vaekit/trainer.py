@@ -25,7 +25,8 @@ from .distributed import Context, local_rows, shard
 from .errors import CheckpointError, DivergenceError, VaekitError
 from .evaluate import elbo_sums
 from .models import VAE
-from .objectives import ELBO, IWAE, BatchTerms, kl_warmup
+from . import objectives
+from .objectives import ELBO, BatchTerms, kl_warmup, reported
 from .optim import learning_rate, make_optimizer
 from .trainer_state import TrainerState, save_state
 
@@ -64,12 +65,9 @@ def auto_precision(device: torch.device | str) -> tuple[str, str]:
 
 
 def make_objective(cfg: RunConfig):
-    """The objective a config trains: the ELBO (``beta``, ``free_bits``, ``n_samples`` samples of z), or the
-    IWAE bound with K = ``n_samples``."""
-    tc = cfg.train
-    if tc.objective == "iwae":
-        return IWAE(k=tc.n_samples)
-    return ELBO(beta=float(tc.beta), free_bits=float(tc.free_bits), n_samples=tc.n_samples)
+    """The objective a config trains (``train.objective``: its name and options, e.g. the ELBO's ``beta``,
+    ``free_bits`` and ``n_samples``, the IWAE's K), from :data:`vaekit.objectives.OBJECTIVES`."""
+    return objectives.make_objective(cfg.train.objective)
 
 
 COMPILE_MIN_IMAGES = 5_000_000  # images trained on (epochs x training images) from which compiling pays
@@ -115,9 +113,10 @@ def make_step(model: torch.nn.Module, objective=None, precision: str = "fp32", c
 def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tensor, batch_size: int,
                 grad_clip: float = 0.0, where: tuple[int, int] = (0, 0), bar: tqdm | None = None,
                 ctx: Context | None = None, scaler: torch.amp.GradScaler | None = None,
-                n_global: int | None = None, y: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
-    """One pass over ``x`` (already shuffled) in contiguous batches: summed ELBO, reconstruction,
-    KL and the objective's bound ``[4]`` (on the device) and the number of steps.
+                n_global: int | None = None, y: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], int]:
+    """One pass over ``x`` (already shuffled) in contiguous batches: the sums of what the objective reports
+    (:func:`vaekit.objectives.reported`: the ELBO, reconstruction, KL and its own terms), by name, on the device,
+    and the number of steps.
 
     ``step`` (from :func:`make_step`) gives a batch's terms; ``objective.loss`` what to minimise.
     A non-finite loss (or, with ``grad_clip``, gradient norm) raises :class:`DivergenceError`
@@ -134,7 +133,7 @@ def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tens
     n = x.shape[0] if n_global is None else n_global
     if world == 1 and n != x.shape[0]:
         raise ValueError(f"one process needs all {n} rows, got {x.shape[0]}")
-    totals = torch.zeros(4, dtype=torch.float32 if x.device.type == "mps" else torch.float64, device=x.device)
+    names, totals = None, None
     params = [p for group in optimizer.param_groups for p in group["params"]]
     bar = bar if bar is not None else tqdm(disable=True)
     steps = pos = 0
@@ -160,11 +159,16 @@ def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tens
         scaler.step(optimizer)
         scaler.update()
         steps += 1
-        totals += torch.stack([terms.elbo, terms.reconstruction, terms.kl, terms.bound]).detach()
+        report = reported(objective, terms)
+        if totals is None:  # the names an objective reports are known at its first step
+            names = list(report)
+            totals = torch.zeros(len(names), dtype=torch.float32 if x.device.type == "mps" else torch.float64,
+                                 device=x.device)
+        totals += torch.stack([report[k] for k in names]).detach()
         bar.update(1)
         if bar.n % 25 == 0 and not bar.disable:  # one host read per 25 steps, for the display
             bar.set_postfix(elbo=f"{totals[0].item() / min(n, i + batch_size) * world:.2f}")
-    return totals, steps
+    return dict(zip(names, totals)) if totals is not None else {}, steps
 
 
 def _diverged(e: Exception, epoch: int, run_dir: Path, cfg: RunConfig, lr: float) -> DivergenceError:
@@ -240,19 +244,18 @@ class Trainer:
             except DivergenceError as e:  # every rank stops at the same step
                 raise ctx.everywhere(_diverged(e, epoch, self.run_dir, cfg, lr)) from None
         self.state.step += steps
-        train_elbo, train_rec, train_kl, train_bound = (ctx.all_reduce_sum(sums) / n).tolist()
+        train = dict(zip(sums, (ctx.all_reduce_sum(torch.stack(list(sums.values()))) / n).tolist()))
+        train_elbo = train["elbo"]
         if not math.isfinite(train_elbo):
             raise ctx.everywhere(DivergenceError(  # the summed ELBO: the same on every rank
                 f"training diverged in epoch {epoch} (the ELBO became {train_elbo}); the last good "
                 f"checkpoint is kept in {self.run_dir}: try a lower --lr"))
         seconds = time.perf_counter() - t0
         valid = (ctx.all_reduce_sum(elbo_sums(self.model, self.valid_x, y=self.valid_y)) / len(self.valid_ds)).tolist()
-        row = {"epoch": epoch, "step": self.state.step, "train_elbo": train_elbo, "train_reconstruction": train_rec,
-               "train_kl": train_kl, "valid_elbo": valid[0], "valid_reconstruction": valid[1],
+        row = {"epoch": epoch, "step": self.state.step, **{f"train_{k}": v for k, v in train.items()},
+               "valid_elbo": valid[0], "valid_reconstruction": valid[1],
                "valid_kl": valid[2], "lr": lr, "kl_weight": objective.kl_weight,
                "epoch_seconds": seconds, "images_per_second": n / seconds, "_t0": t0}
-        if getattr(objective, "name", "elbo") != "elbo":  # the bound it trains, beside the plain ELBO
-            row[f"train_{objective.name}_bound"] = train_bound
         return row
 
     def checkpoint(self, row: dict[str, Any]) -> None:

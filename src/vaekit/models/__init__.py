@@ -8,7 +8,10 @@ command line. The parts' protocols are in ``docs/architecture.md``.
 
 from __future__ import annotations
 
+import math
+
 from ..errors import VaekitError, unknown_name
+from ..options import Option
 from .decoders import GatedMLPDecoder, MLPDecoder
 from .distributions import Bernoulli, DiagonalNormal, FixedGaussian, StandardNormal
 from .encoders import GatedMLPEncoder, MLPEncoder
@@ -21,24 +24,41 @@ from .priors import PRIORS, MixturePrior, StandardNormalPrior, VampPrior, make_p
 from .vae import VAE, ELBOTerms
 
 
+def _widths(v) -> bool:
+    return all(w >= 1 for w in v)
+
+
+HIDDEN = Option("hidden", (400,), "hidden layer widths of the MLP encoder (of the conv networks: the dense layers "
+                "between the last level and z; give 0 for none); the decoder mirrors them", kind=int, nargs="+",
+                metavar="N", check=_widths, rule="a list of layer widths >= 1", zero=())
+
+
 class MLPNetworks:
     """``arch = "mlp"``: ReLU hidden layers of widths ``hidden`` (``dropout`` after each, if set); the decoder
     mirrors the encoder."""
 
     encoder_cls, decoder_cls = MLPEncoder, MLPDecoder
+    options = (HIDDEN,
+               Option("dropout", 0.0, "MLP networks: dropout after every hidden layer of encoder and decoder while "
+                      "training, against overfitting (none at evaluation)", metavar="P", default_text="0, none",
+                      check=lambda p: 0 <= p < 1, rule="in [0, 1)"))
 
     @classmethod
     def from_config(cls, cfg, image_shape, likelihood, cond_dim: int = 0):
         """Encoder and decoder for images of ``image_shape``; ``cond_dim``: extra inputs for a label."""
-        d = 1
-        for s in image_shape:
-            d *= s
-        encoder = cls.encoder_cls(d, cfg.hidden, cfg.latent_dim, cond_dim, cfg.dropout)
+        d, a = math.prod(image_shape), cfg.arch
+        encoder = cls.encoder_cls(d, a.hidden, cfg.latent_dim, cond_dim, a.dropout)
         encoder.input_shape = tuple(image_shape)  # what it reads (a prior built on it, the VampPrior, needs it)
         # the likelihood says how many numbers it needs per pixel
-        decoder = cls.decoder_cls(cfg.latent_dim, tuple(reversed(cfg.hidden)), d * likelihood.params_per_pixel,
-                                  likelihood, cond_dim, cfg.dropout)
+        decoder = cls.decoder_cls(cfg.latent_dim, tuple(reversed(a.hidden)), d * likelihood.params_per_pixel,
+                                  likelihood, cond_dim, a.dropout)
         return encoder, decoder
+
+    @classmethod
+    def describe(cls, cfg, image_shape) -> str:
+        a = cfg.arch
+        return f"{a.name} {math.prod(image_shape)}-{'-'.join(map(str, (*a.hidden, cfg.latent_dim)))}" + \
+            (f" (dropout {a.dropout:g})" if a.dropout else "")
 
 
 class GatedMLPNetworks(MLPNetworks):
@@ -51,18 +71,49 @@ class ConvNetworks:
     """``arch = "conv"``: strided convolutions with ``conv_channels`` per level (``conv_levels`` of them), then
     the dense layers ``hidden``; the decoder retraces them to the input's exact size (``models/conv.py``)."""
 
+    options = (Option("conv_channels", (32, 64), "conv networks: channels of each level, each level halving the "
+                      "height and width (one number with --conv-levels: doubled at each level)", kind=int, nargs="+",
+                      metavar="C", check=_widths, rule="a list of channel counts >= 1"),
+               Option("conv_levels", None, "conv networks: number of levels", kind=int, metavar="N",
+                      default_text="one per --conv-channels", check=lambda n: n >= 1, rule="a whole number >= 1"),
+               HIDDEN)
+
+    refuses = {"dropout": "dropout is for the MLP networks (--arch mlp or gated-mlp); drop --dropout for the conv "
+                          "networks"}
+
+    @staticmethod
+    def check_options(a) -> None:
+        if a.conv_levels is not None and len(a.conv_channels) not in (1, a.conv_levels):
+            raise VaekitError(f"--conv-levels {a.conv_levels} needs one channel count per level or a single one "
+                              f"(doubled at each level), got --conv-channels {' '.join(map(str, a.conv_channels))}")
+
+    @staticmethod
+    def channels_per_level(a) -> tuple[int, ...]:
+        """The channels at each level, ``conv_levels`` resolved."""
+        if a.conv_levels is None or len(a.conv_channels) == a.conv_levels:
+            return a.conv_channels
+        return tuple(a.conv_channels[0] * 2 ** i for i in range(a.conv_levels))
+
     @classmethod
     def from_config(cls, cfg, image_shape, likelihood, cond_dim: int = 0):
-        channels = cfg.channels_per_level
+        a = cfg.arch
+        channels = cls.channels_per_level(a)
         c, h, w = image_shape
         if len(channels) > max_levels(h, w):
             raise VaekitError(f"images of {h}x{w} allow at most {max_levels(h, w)} conv levels (each halves the "
                               f"size), got {len(channels)}: give fewer --conv-channels or a smaller --conv-levels")
-        encoder = ConvEncoder(image_shape, channels, cfg.hidden, cfg.latent_dim, cond_dim)
+        encoder = ConvEncoder(image_shape, channels, a.hidden, cfg.latent_dim, cond_dim)
         encoder.input_shape = tuple(image_shape)
-        decoder = ConvDecoder(image_shape, channels, tuple(reversed(cfg.hidden)), cfg.latent_dim, likelihood,
+        decoder = ConvDecoder(image_shape, channels, tuple(reversed(a.hidden)), cfg.latent_dim, likelihood,
                               cond_dim)
         return encoder, decoder
+
+    @classmethod
+    def describe(cls, cfg, image_shape) -> str:
+        a = cfg.arch
+        return (f"conv {'x'.join(map(str, image_shape))}, levels of {'-'.join(map(str, cls.channels_per_level(a)))} "
+                f"channels" + (f", dense {'-'.join(map(str, a.hidden))}" if a.hidden else "") +
+                f", latent {cfg.latent_dim}")
 
 
 ARCHITECTURES = {"mlp": MLPNetworks, "gated-mlp": GatedMLPNetworks, "conv": ConvNetworks}
@@ -98,20 +149,33 @@ def build_model(cfg, image_shape: tuple[int, int, int], levels: int | None = Non
     encoder's posteriors of learned pseudo-inputs; it must hold the encoder, not a copy).
     """
     for kind, registry in REGISTRIES.items():
-        if getattr(cfg, kind, "vae") not in registry:  # a config without a variant is the plain VAE's
-            raise unknown_name(kind, getattr(cfg, kind), registry)
-    lik_cls = LIKELIHOODS[cfg.likelihood]
+        if str(getattr(cfg, kind)) not in registry:
+            raise unknown_name(kind, str(getattr(cfg, kind)), registry)
+    lik_cls = LIKELIHOODS[cfg.likelihood.name]
     if lik_cls.accepts == DISCRETE:
         if levels is None:
-            raise VaekitError(f"the {cfg.likelihood} likelihood needs the data's number of levels: "
+            raise VaekitError(f"the {cfg.likelihood.name} likelihood needs the data's number of levels: "
                               "build_model(cfg, image_shape, levels=...)")
         likelihood = lik_cls.from_config(cfg, levels=levels)
     else:
         likelihood = lik_cls.from_config(cfg)
-    variant = VARIANTS[getattr(cfg, "variant", "vae")]
+    variant = VARIANTS[cfg.variant.name]
     cond_dim = variant.condition_dims(classes)
-    encoder, decoder = ARCHITECTURES[cfg.arch].from_config(cfg, tuple(image_shape), likelihood, cond_dim=cond_dim)
-    return variant.from_parts(encoder, decoder, PRIORS[cfg.prior], cfg, tuple(image_shape), classes)
+    encoder, decoder = ARCHITECTURES[cfg.arch.name].from_config(cfg, tuple(image_shape), likelihood,
+                                                                cond_dim=cond_dim)
+    return variant.from_parts(encoder, decoder, PRIORS[cfg.prior.name], cfg, tuple(image_shape), classes)
+
+
+def describe(cfg, image_shape: tuple[int, int, int], classes: int | None, model: VAE) -> str:
+    """The model in one line, each part in its own words: variant, networks, likelihood, prior."""
+    variant = VARIANTS[cfg.variant.name]
+    head = variant.describe(classes) if hasattr(variant, "describe") else ""
+    nets = ARCHITECTURES[cfg.arch.name]
+    nets = nets.describe(cfg, image_shape) if hasattr(nets, "describe") else cfg.arch.name
+    prior = PRIORS[cfg.prior.name]
+    prior = prior.describe(cfg.prior) if hasattr(prior, "describe") else f"{cfg.prior.name} prior"
+    return (f"{head}{nets}, {model.decoder.likelihood.describe()}, {prior} (KL in {model.kl_form}), "
+            f"{sum(p.numel() for p in model.parameters()):,} parameters")
 
 
 __all__ = [
@@ -120,6 +184,6 @@ __all__ = [
     "ContinuousBernoulliLikelihood", "LearnedGaussianLikelihood", "LogisticLikelihood",
     "GatedMLPDecoder", "GatedMLPEncoder", "GatedMLPNetworks", "MLPNetworks",
     "DiagonalNormal", "FixedGaussian", "GaussianLikelihood", "MLPDecoder", "MLPEncoder", "StandardNormal",
-    "MixturePrior", "StandardNormalPrior", "VampPrior", "build_model", "likelihood_class", "make_likelihood",
+    "MixturePrior", "StandardNormalPrior", "VampPrior", "build_model", "describe", "likelihood_class", "make_likelihood",
     "make_prior", "register",
 ]

@@ -56,6 +56,12 @@ class CVAE(VAE):
     A VampPrior on a CVAE gives each pseudo-input a fixed label (pseudo-input k has label k mod
     classes), so p(z) stays one mixture over all classes, independent of the image's label."""
 
+    needs_labels = True  # a data set without labels is refused before anything is written
+
+    @staticmethod
+    def describe(classes: int | None) -> str:
+        return f"cvae ({classes} labels to encoder and decoder), "
+
     @classmethod
     def condition_dims(cls, classes: int | None) -> int:
         """Extra inputs of the networks for the label: one per class."""

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import VaekitError, unknown_name
+from ..options import Option
 from .distributions import Bernoulli, ContinuousBernoulli, DiscretizedLogistic, FixedGaussian, LearnedGaussian
 
 BINARY, CONTINUOUS, DISCRETE = "binary", "continuous", "discrete"
@@ -53,6 +54,8 @@ class GaussianLikelihood:
     name = "gaussian"
     accepts = CONTINUOUS
     params_per_pixel = 1
+    options = (Option("sigma", 1.0, "standard deviation of the gaussian likelihood", check=lambda v: v > 0,
+                      rule="> 0"),)
 
     def __init__(self, sigma: float = 1.0):
         if not sigma > 0:
@@ -61,7 +64,7 @@ class GaussianLikelihood:
 
     @classmethod
     def from_config(cls, cfg) -> "GaussianLikelihood":
-        return cls(cfg.sigma)
+        return cls(cfg.likelihood.sigma)
 
     def __call__(self, out: torch.Tensor) -> FixedGaussian:
         return FixedGaussian(out, self.sigma)
@@ -79,6 +82,8 @@ class LearnedGaussianLikelihood:
     name = "gaussian-learned"
     accepts = CONTINUOUS
     params_per_pixel = 2
+    options = (Option("sigma_min", SIGMA_MIN, "smallest standard deviation of the gaussian-learned likelihood",
+                      check=lambda v: v > 0, rule="> 0"),)
 
     def __init__(self, sigma_min: float = SIGMA_MIN):
         if not sigma_min > 0:
@@ -88,7 +93,7 @@ class LearnedGaussianLikelihood:
 
     @classmethod
     def from_config(cls, cfg) -> "LearnedGaussianLikelihood":
-        return cls(cfg.sigma_min)
+        return cls(cfg.likelihood.sigma_min)
 
     def __call__(self, out: torch.Tensor) -> LearnedGaussian:
         mean, raw = out.chunk(2, dim=-1)
@@ -124,6 +129,10 @@ class LogisticLikelihood:
     name = "logistic"
     accepts = DISCRETE
     params_per_pixel = 2
+    options = (Option("balance", 1.0, "logistic likelihood: each pixel's gradient weighted by its scale to this power "
+                      "(mean 1 per image; values reported are unchanged), so that sharp pixels do not drown hedged "
+                      "ones; 0: plain gradient", alias="logistic_balance", metavar="B", check=lambda v: v >= 0,
+                      rule=">= 0"),)
     LOG_SCALE_MIN = -7.0  # as PixelCNN++: scales below e^-7 add nothing at 8 bits and can overflow
 
     def __init__(self, levels: int, balance: float = 1.0):
@@ -133,7 +142,7 @@ class LogisticLikelihood:
 
     @classmethod
     def from_config(cls, cfg, levels: int | None = None) -> "LogisticLikelihood":
-        return cls(levels, cfg.logistic_balance)
+        return cls(levels, cfg.likelihood.balance)
 
     def __call__(self, out: torch.Tensor) -> DiscretizedLogistic:
         loc, log_scale = out.chunk(2, dim=-1)
@@ -161,8 +170,12 @@ def make_likelihood(name: str, sigma: float = 1.0, sigma_min: float = SIGMA_MIN,
     ``logistic_balance``: the logistic's gradient weighting)."""
     from types import SimpleNamespace
 
+    from ..options import PartConfig
+
     cls = likelihood_class(name)
-    cfg = SimpleNamespace(sigma=sigma, sigma_min=sigma_min, logistic_balance=logistic_balance)
+    given = {"sigma": sigma, "sigma_min": sigma_min, "balance": logistic_balance}
+    cfg = SimpleNamespace(likelihood=PartConfig(name, {o.key: given[o.key] for o in getattr(cls, "options", ())
+                                                       if o.key in given}))
     return cls.from_config(cfg, levels=levels) if cls.accepts == DISCRETE else cls.from_config(cfg)
 
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import unknown_name
+from ..options import Option
 from .distributions import MixtureOfDiagonalNormals, StandardNormal
 
 
@@ -38,8 +39,9 @@ class StandardNormalPrior(nn.Module):
 class MixturePrior(nn.Module):
     """p(z) = sum_k w_k N(m_k, diag(exp(s_k))), weights, means and log-variances learned (``mog``)."""
 
-    default_components = 10
     per_dimension = True  # gives each latent dimension's KL from its marginals
+    options = (Option("components", 10, "components of the mog prior", kind=int, alias="prior_components",
+                      metavar="K", check=lambda k: k >= 1, rule="a whole number >= 1"),)
 
     def __init__(self, latent_dim: int, components: int):
         super().__init__()
@@ -50,7 +52,11 @@ class MixturePrior(nn.Module):
 
     @classmethod
     def from_config(cls, cfg, encoder=None) -> "MixturePrior":
-        return cls(cfg.latent_dim, cfg.prior_components or cls.default_components)
+        return cls(cfg.latent_dim, cfg.prior.components)
+
+    @staticmethod
+    def describe(p) -> str:
+        return f"mog prior of {p.components} components"
 
     def forward(self) -> MixtureOfDiagonalNormals:
         return MixtureOfDiagonalNormals(self.logits, self.mu, self.logvar)
@@ -61,8 +67,9 @@ class VampPrior(nn.Module):
     learned pseudo-inputs u_k in [0, 1] (``vamp``). It holds the encoder by reference, so its weights are
     stored once (under ``encoder.``)."""
 
-    default_components = 500
     per_dimension = True  # gives each latent dimension's KL from its marginals (a mixture, as the mog's)
+    options = (Option("components", 500, "pseudo-inputs of the vamp prior", kind=int, alias="prior_components",
+                      metavar="K", check=lambda k: k >= 1, rule="a whole number >= 1"),)
 
     def __init__(self, encoder: nn.Module, input_shape: tuple[int, ...], latent_dim: int, components: int):
         super().__init__()
@@ -75,7 +82,11 @@ class VampPrior(nn.Module):
     def from_config(cls, cfg, encoder=None) -> "VampPrior":
         if encoder is None:
             raise ValueError("the VampPrior is built on the encoder; pass encoder=")
-        return cls(encoder, encoder.input_shape, cfg.latent_dim, cfg.prior_components or cls.default_components)
+        return cls(encoder, encoder.input_shape, cfg.latent_dim, cfg.prior.components)
+
+    @staticmethod
+    def describe(p) -> str:
+        return f"VampPrior of {p.components} pseudo-inputs"
 
     def forward(self) -> MixtureOfDiagonalNormals:
         encoder = self._encoder[0]
@@ -96,4 +107,8 @@ def make_prior(name: str, latent_dim: int, encoder: nn.Module | None = None) -> 
 
     if name not in PRIORS:
         raise unknown_name("prior", name, PRIORS)
-    return PRIORS[name].from_config(SimpleNamespace(latent_dim=latent_dim, prior_components=None), encoder=encoder)
+    from ..options import PartConfig, options_of
+
+    defaults = {o.key: o.default for o in options_of(PRIORS[name])}
+    return PRIORS[name].from_config(SimpleNamespace(latent_dim=latent_dim, prior=PartConfig(name, defaults)),
+                                    encoder=encoder)

@@ -154,17 +154,12 @@ def write_figures(run_dir: str | Path, model=None, data=None, kinds: Iterable[st
 
 
 def _summary(model, config, history, kl_dims, activity) -> dict[str, Any]:
-    m = config.model
+    from ..models import describe
+
     shape = config.data.image_shape
-    d = shape[0] * shape[1] * shape[2]
-    widths = "-".join(map(str, m.channels_per_level)) + " channels" if m.arch == "conv" else "-".join(map(str, m.hidden))
-    prior = {"standard": "standard normal prior", "mog": "mixture-of-Gaussians prior", "vamp": "VampPrior"}.get(
-        m.prior, f"{m.prior} prior")
     s: dict[str, Any] = {
         "data": config.describe_data(),
-        "model": f"{'conditional VAE (labels to encoder and decoder), ' if m.variant == 'cvae' else ''}"
-                 f"{m.arch.upper()} {d}-{widths}-{m.latent_dim}, {m.likelihood} "
-                 f"likelihood, {prior}, images {'x'.join(map(str, shape))}",
+        "model": f"{describe(config.model, shape, config.data.classes, model)}; images {'x'.join(map(str, shape))}",
         "parameters": f"{sum(p.numel() for p in model.parameters()):,}",
     }
     if history:
