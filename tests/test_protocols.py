@@ -25,9 +25,12 @@ def quiet(_):
 @pytest.fixture
 def registered():
     """Parts registered by a test are removed afterwards."""
-    before = {kind: dict(reg) for kind, reg in REGISTRIES.items()}
+    from vaekit.objectives import OBJECTIVES
+
+    every = {**REGISTRIES, "objective": OBJECTIVES}
+    before = {kind: dict(reg) for kind, reg in every.items()}
     yield
-    for kind, reg in REGISTRIES.items():
+    for kind, reg in every.items():
         reg.clear()
         reg.update(before[kind])
 
@@ -184,8 +187,114 @@ def test_the_architecture_page_example_runs(tmp_path, registered, capsys):
     from pathlib import Path
 
     page = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
-    (block,) = re.findall(r"```python\n(.*?)```", page, re.S)
-    assert len(block.strip().splitlines()) <= 40
-    exec(compile(block, "docs/architecture.md", "exec"), {"EPOCHS": 1, "OUT": tmp_path / "r", "__name__": "doc"})
+    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    assert len(blocks) == 2 and all(len(b.strip().splitlines()) <= 45 for b in blocks)
+    for block in blocks:  # a prior with an option, trained; an architecture with one, registered
+        exec(compile(block, "docs/architecture.md", "exec"), {"EPOCHS": 1, "OUT": tmp_path / "r", "__name__": "doc"})
     assert "learned-gaussian" in PRIORS and (tmp_path / "r" / "model.safetensors").is_file()
     assert "tensor(" in capsys.readouterr().out
+    saved = (tmp_path / "r" / "config.json").read_text()
+    assert '"init_logvar": -1.0' in saved
+    from vaekit.cli import main
+    from vaekit.models import ARCHITECTURES
+
+    assert "bottleneck" in ARCHITECTURES
+    assert main(["train", "--data", "digits", "--arch", "bottleneck", "--bottleneck-width", "5", "--prior",
+                 "learned-gaussian", "--prior-init-logvar", "-1", "--epochs", "1", "--no-plots", "--no-progress",
+                 "--out", str(tmp_path / "cli")]) == 0
+    assert vaekit.load(tmp_path / "cli").encoder.net[0].out_features == 5
+
+
+# --- parts with options of their own, each one class, trained from the command line with its own flag -------
+
+def _train_cli(tmp_path, *args):
+    import json
+
+    from vaekit.cli import main
+
+    out = tmp_path / "r"
+    assert main(["train", "--data", "digits", "--hidden", "16", "--epochs", "2", "--batch-size", "128",
+                 "--no-plots", "--no-progress", "--out", str(out), *args]) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return json.loads((out / "config.json").read_text()), rows, out
+
+
+def test_a_prior_with_an_option_of_its_own(tmp_path, registered):
+    from vaekit.options import Option
+
+    @register("prior", "wide")
+    class WidePrior(nn.Module):  # N(0, s^2 I): the width s is the prior's own option
+        options = (Option("width", 1.0, "standard deviation of the wide prior", alias="prior_width",
+                          check=lambda s: s > 0, rule="> 0"),)
+
+        def __init__(self, latent_dim, width):
+            super().__init__()
+            self.latent_dim, self.width = latent_dim, width
+            self.register_buffer("_anchor", torch.zeros(0), persistent=False)
+
+        @classmethod
+        def from_config(cls, cfg, encoder=None):
+            return cls(cfg.latent_dim, cfg.prior.width)
+
+        def forward(self):
+            z = torch.zeros(self.latent_dim, device=self._anchor.device)
+            return DiagonalNormal(z, z + 2 * math.log(self.width))
+
+    saved, rows, out = _train_cli(tmp_path, "--prior", "wide", "--prior-width", "3")
+    assert saved["model"]["prior"] == {"name": "wide", "width": 3.0}
+    assert vaekit.load(out).prior.width == 3.0 and math.isfinite(rows[-1]["valid_elbo"])
+    from vaekit.cli import _parser
+
+    helptext = _parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert "--prior-width" in helptext and "standard deviation of the wide prior" in helptext  # from the class
+    with pytest.raises(vaekit.VaekitError, match="prior_width must be > 0"):
+        RunConfig.from_dict({"model": {"prior": "wide", "prior_width": -1}})
+
+
+def test_a_new_architecture_with_an_option_of_its_own(tmp_path, registered):
+    from vaekit.models import MLPDecoder, MLPEncoder
+    from vaekit.options import Option
+
+    @register("arch", "bottleneck")
+    class Bottleneck:  # an MLP whose one hidden layer is as wide as the option says
+        options = (Option("width", 12, "the bottleneck networks' hidden width", kind=int, alias="bottleneck_width",
+                          check=lambda w: w >= 1, rule="a whole number >= 1"),)
+
+        @classmethod
+        def from_config(cls, cfg, image_shape, likelihood, cond_dim=0):
+            d, w = math.prod(image_shape), cfg.arch.width
+            encoder = MLPEncoder(d, (w,), cfg.latent_dim, cond_dim)
+            encoder.input_shape = tuple(image_shape)
+            return encoder, MLPDecoder(cfg.latent_dim, (w,), d * likelihood.params_per_pixel, likelihood, cond_dim)
+
+        @classmethod
+        def describe(cls, cfg, image_shape):
+            return f"bottleneck {math.prod(image_shape)}-{cfg.arch.width}-{cfg.latent_dim}"
+
+    saved, rows, out = _train_cli(tmp_path, "--arch", "bottleneck", "--bottleneck-width", "7")
+    assert saved["model"]["arch"] == {"name": "bottleneck", "width": 7}
+    assert vaekit.load(out).encoder.net[0].out_features == 7 and len(rows) == 2
+
+
+def test_a_toy_objective_reports_a_new_term_into_the_metrics(tmp_path, registered):
+    from vaekit.objectives import ELBO
+    from vaekit.options import Option
+
+    @register("objective", "elbo-and-rate")
+    class ELBOAndRate(ELBO):  # the ELBO, reporting the rate (KL) in bits too, weighted by its own option
+        options = (*ELBO.options, Option("rate_unit", 2.0, "log base of the reported rate", alias="rate_base",
+                                         check=lambda b: b > 1, rule="> 1"),)
+
+        @classmethod
+        def from_config(cls, part):
+            obj = cls(beta=part.beta, free_bits=part.free_bits, n_samples=part.n_samples)
+            object.__setattr__(obj, "base", part.rate_unit)
+            return obj
+
+        def report(self, terms):
+            return {"rate_bits": terms.kl / math.log(self.base)}
+
+    saved, rows, _ = _train_cli(tmp_path, "--objective", "elbo-and-rate", "--rate-base", "2")
+    assert saved["train"]["objective"]["name"] == "elbo-and-rate" and saved["train"]["objective"]["rate_unit"] == 2.0
+    for row in rows:  # the new term lands in metrics.jsonl beside the ELBO's
+        assert row["train_rate_bits"] == pytest.approx(row["train_kl"] / math.log(2), rel=1e-6)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -28,37 +27,18 @@ from . import data as _data
 from . import models as _models
 from . import objectives as _objectives
 from .data import resolve as _resolve
-from .data.sources import parse_background
+from .data.config import ARRAY_LAYOUTS, BINARIZE_CHOICES, DEQUANTIZE_CHOICES, DataConfig  # noqa: F401
 from .errors import VaekitError, unknown_name
-from .options import RESUME_FREE, RESUME_SAME, RESUME_WHERE, PartConfig, is_int, is_num, options_of, resolve_part
+from .options import (RESUME_FREE, RESUME_SAME, PartConfig, PartSection, check_fields, num, option, options_of, part,
+                      whole)
 
 FORMAT_VERSION = 1
-BINARIZE_CHOICES = ("none", "dynamic", "static")
-DEQUANTIZE_CHOICES = ("none", "uniform")
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SOURCES = _data.SOURCES  # the user's own images (data/user.py)
 SIZED_DATA = _resolve.SIZED_DATA  # data that --image-size resizes
-ARRAY_LAYOUTS = ("NHW", "NHWC", "NCHW")
 SIGMA_MIN = _models.likelihoods.SIGMA_MIN  # the learned Gaussian's floor: one value, the likelihood's
-
-
-def option(default: Any = None, help: str = "", flag: str | None = None, metavar: str | None = None,
-           choices: Any = None, nargs: str | None = None, default_text: str | None = None, kind: type | None = None,
-           check=None, rule: str = "", resume: str = RESUME_SAME, cli: bool = True, what: str = "") -> Any:
-    """A config field that is also a ``vaekit train`` option, declared once with its help, its check (``check``:
-    true for a valid value; ``rule`` words it, ``what`` names the field there) and whether it may change on
-    resume (``resume``)."""
-    return field(default=default, metadata={"cli": cli, "help": help, "flag": flag, "metavar": metavar,
-                                            "choices": choices, "nargs": nargs, "default_text": default_text,
-                                            "kind": kind, "check": check, "rule": rule, "resume": resume,
-                                            "what": what})
-
-
-def part(kind: str, default: str, help: str) -> Any:
-    """A field naming a registered part of ``kind``; its value is the part with its options (a PartConfig)."""
-    return field(default=default, metadata={"part": kind, "help": help})
 
 
 def registry(kind: str) -> dict[str, type]:
@@ -66,195 +46,21 @@ def registry(kind: str) -> dict[str, type]:
     return _objectives.OBJECTIVES if kind == "objective" else _models.REGISTRIES[kind]
 
 
-def _check_fields(obj: Any, section: str) -> None:
-    """Every field's declared check, NaN and infinities refused first in the option's own words."""
-    for f in fields(obj):
-        v, meta = getattr(obj, f.name), f.metadata
-        flag = meta.get("flag") or "--" + f.name.replace("_", "-") if meta.get("cli") else f"{section}.{f.name}"
-        if isinstance(v, float) and not math.isfinite(v):
-            default = f" (its default: {f.default:g})" if isinstance(f.default, float) else ""
-            raise VaekitError(f"{flag} must be a finite number, got {v}{default}")
-        if meta.get("check") and not (v is None and f.default is None) and not meta["check"](v):
-            raise VaekitError(f"{meta.get('what') or f.name} must be {meta['rule']}, got {v!r}")
-        choices = meta.get("choices")
-        if isinstance(choices, tuple) and v is not None and v not in choices:
-            raise unknown_name(f.name, v, choices, sort=False)
-
-
-def _num(lo: float, hi: float = math.inf, lo_open: bool = False):
-    return lambda v: is_num(v) and (v > lo if lo_open else v >= lo) and v < hi
-
-
-def _whole(lo: int):
-    return lambda v: is_int(v) and v >= lo
-
-
-def _path(v: Any) -> bool:
-    return isinstance(v, str)
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Which data set, where its files are, and how grayscale pixels are treated.
-
-    ``binarize``: ``none`` uses pixels as they are; ``dynamic`` draws a new Bernoulli sample of every
-    training image each epoch (valid/test use one fixed sample); ``static`` draws one sample once (fixed
-    seed) and keeps it. Left unset it is resolved by :class:`RunConfig` from what the likelihood accepts;
-    the resolved value is saved with the run.
-    """
-
-    name: str = option("mnist-5k", "data set: a named one, 'folder' (your images under --data-dir) or 'array' "
-                       "(your --data-file)", flag="--data", choices=lambda: sorted(_data.DATASETS) + list(SOURCES),
-                       default_text="mnist-5k, embedded, no download")
-    data_dir: str | None = option(None, "folder holding the data files (with --data folder: your images, in "
-                                  "train/valid/test and class folders if you have them)", metavar="DIR",
-                                  default_text="download into ~/.cache/vaekit/NAME, or into $VAEKIT_DATA/NAME when "
-                                  "that is set", check=_path, rule="a path string", resume=RESUME_WHERE)
-    binarize: str | None = option(None, "grayscale pixels: none, dynamic (new Bernoulli sample each epoch) or static "
-                                  "(once)", choices=BINARIZE_CHOICES,
-                                  default_text="dynamic with the Bernoulli likelihood, none with the Gaussian")
-    dequantize: str | None = option(None, "discrete pixels under a density: none, or uniform (each level spread over "
-                                    "its bin of [0, 1] with fresh noise each epoch; valid/test use one fixed sample)",
-                                    choices=DEQUANTIZE_CHOICES, default_text="uniform with a density (gaussian, "
-                                    "gaussian-learned, continuous-bernoulli), none otherwise")
-    data_file: str | None = option(None, "--data array: a .npy file of images, or .npz with x (images) and optionally "
-                                   "y (labels); uint8 0..255 or floats in [0, 1]", metavar="FILE", default_text="none",
-                                   check=_path, rule="a path string", resume=RESUME_WHERE)
-    layout: str | None = option(None, "--data array: the array's layout", choices=ARRAY_LAYOUTS,
-                                default_text="detected from the shape and printed")
-    image_size: tuple[int, ...] | None = option(
-        None, "your images (folder, array, shapes): resize so they cover N x N (or H x W), then cut the centre",
-        nargs="+", metavar="N", kind=int, default_text="as they are; a folder's must agree",
-        check=lambda v: isinstance(v, tuple) and len(v) in (1, 2) and all(is_int(e) and e >= 1 for e in v),
-        rule="one size N or two, H W (whole numbers >= 1)")
-    channels: int | None = option(None, "your images: convert to 1 (grey) or 3 (colour) channels", metavar="C",
-                                  kind=int, default_text="grey stays grey, anything else colour",
-                                  check=lambda c: c in (1, 3), rule="1 (grey) or 3 (colour)")
-    valid_fraction: float = option(0.1, "data without a valid split (a folder without valid/, an array): the share "
-                                   "held out, by a fixed-seed shuffle", check=_num(0, 1), rule="at least 0 and below 1")
-    test_fraction: float = option(0.1, "data without a test split: the share held out for it", check=_num(0, 1),
-                                  rule="at least 0 and below 1")
-    background: str = option("white", "what shows through transparent pixels: white, black, grey or #rrggbb",
-                             metavar="COLOUR", check=_path, rule="a colour name or #rrggbb")
-    skip_bad_images: bool = option(False, "leave unreadable image files out (counted and named) instead of stopping",
-                                   check=lambda v: isinstance(v, bool), rule="true or false")
-    # resolved from the data and saved: (C, H, W); distinct pixel values (2: binary); label classes and their
-    # names; a folder's or array's file-list digest and image count
-    image_shape: tuple[int, int, int] | None = option(None, cli=False, check=lambda s: len(s) == 3 and all(
-        is_int(e) and e >= 1 for e in s), rule="[channels, height, width]")
-    levels: int | None = option(None, cli=False, check=_whole(2), rule="a whole number >= 2")
-    classes: int | None = option(None, cli=False, check=_whole(1), rule="a whole number >= 1")
-    class_names: tuple[str, ...] | None = None
-    digest: str | None = None
-    n_files: int | None = None
-
-    def __post_init__(self):
-        for key in ("image_shape", "image_size", "class_names"):
-            if isinstance(getattr(self, key), list):
-                object.__setattr__(self, key, tuple(getattr(self, key)))
-        if is_int(self.image_size):
-            object.__setattr__(self, "image_size", (self.image_size,))
-        if not isinstance(self.name, str) or self.name not in _data.DATASETS and self.name not in SOURCES:
-            raise unknown_name("data set", self.name, [*_data.DATASETS, *SOURCES])
-        _check_fields(self, "data")
-        _check(self.valid_fraction + self.test_fraction < 1, f"valid_fraction + test_fraction must leave images to "
-               f"train on, got {self.valid_fraction:g} + {self.test_fraction:g}")
-        parse_background(self.background)
-        _check(self.data_file is None or self.name == "array",
-               f"--data-file is for --data array; data set '{self.name}' does not read it")
-        _check(self.image_size is None or self.name in SIZED_DATA,
-               f"--image-size is for your own images ({', '.join(SIZED_DATA)}); '{self.name}' has a fixed size")
-        _check(self.name != "shapes" or self.image_size is None or (self.image_size[0] == self.image_size[-1] and
-                                                                    self.image_size[0] >= 8),
-               f"shapes are drawn square: give one --image-size of 8 or more, got {self.image_size!r}")
-        _check(self.channels is None or self.name in SOURCES,
-               f"--channels is for your own images (folder, array); '{self.name}' has fixed channels")
-        spec = _data.DATASETS.get(self.name)
-        _check(not (spec and spec.binary and self.binarize in ("dynamic", "static")), f"data set '{self.name}' is "
-               f"already binary ({spec.variant if spec else ''}); drop --binarize {self.binarize} (or use 'none')")
-
-
 def _check(cond: bool, msg: str) -> None:
     if not cond:
         raise VaekitError(msg)
 
 
-class _Parts:
-    """A section whose fields name parts (:func:`part`) beside plain fields: built from part names, their tables,
-    or the flat keys of the parts' options (``prior_components = 500``), each checked by the part."""
-
-    def __init__(self, **given: Any):
-        name = self._section
-        plain = {f.name: f for f in fields(self) if "part" not in f.metadata}
-        kinds = {f.name: f.metadata["part"] for f in fields(self) if "part" in f.metadata}
-        tables = {k: given.pop(k, getattr(type(self), k)) for k in kinds}
-        for k, t in tables.items():
-            if isinstance(t, PartConfig):
-                tables[k] = t.to_dict()
-            elif isinstance(t, str):
-                tables[k] = {"name": t}
-            elif isinstance(t, dict):
-                tables[k] = dict(t)
-            else:
-                raise VaekitError(f"{name}.{k} must be a name or a table with a name, got {t!r}")
-        for f, kind in kinds.items():  # names first: an unknown one is the error to report
-            if tables[f].get("name") not in registry(kind):
-                raise unknown_name(f"{name}.{f}", tables[f].get("name"), registry(kind))
-        for key in [k for k in given if k not in plain]:  # flat keys: aliases of the chosen parts' options
-            value = given.pop(key)
-            owners = [(f, o) for f, kind in kinds.items() for o in options_of(registry(kind).get(tables[f].get("name"))
-                                                                              or object) if o.flat == key]
-            if owners:
-                for f, o in owners:
-                    tables[f][o.key] = value
-                continue
-            _refuse_alias(name, key, value, kinds, tables, list(plain) + list(kinds))
-        for f, kind in kinds.items():
-            object.__setattr__(self, f, resolve_part(kind, registry(kind), tables[f], name))
-        for key, f in plain.items():
-            object.__setattr__(self, key, given.get(key, f.default))
-        self.__post_init__()
-
-    def __getattr__(self, key: str) -> Any:  # read access by the flat key: cfg.model.hidden
-        for f in fields(type(self)):
-            if "part" in f.metadata:
-                chosen = object.__getattribute__(self, f.name)
-                for o in options_of(registry(f.metadata["part"]).get(chosen.name)):
-                    if o.flat == key:
-                        return chosen[o.key]
-        raise AttributeError(f"{type(self).__name__} has no setting '{key}'")
-
-
-def _refuse_alias(section: str, key: str, value: Any, kinds: dict[str, str], tables: dict, valid: list[str]) -> None:
-    """A flat key that is not an option of the chosen parts: an unknown key is an error; an option of another part
-    of its kind is ignored (a preset's ``prior_components`` under ``--prior standard``, every key of a config
-    file written before the tables), unless the chosen part refuses it (``refuses``: key -> why) and it is set."""
-    owners = [(kind, o) for kind in kinds.values() for cls in registry(kind).values() for o in options_of(cls)
-              if o.flat == key]
-    if not owners:
-        names = valid + sorted({o.flat for kind in kinds.values() for c in registry(kind).values()
-                                for o in options_of(c)})
-        raise unknown_name("key", key, names, sort=False, shown=f"{section}.{key}")
-    if value is None or any(value == o.default or (o.nargs and list(o.default or ()) == list(value))
-                            for _, o in owners):
-        return
-    owners[0][1].value(value, f"{section}, for the {owners[0][0]} that has it")  # a bad value is still refused
-    for f, kind in kinds.items():
-        why = getattr(registry(kind)[tables[f]["name"]], "refuses", {}).get(key)
-        if why:
-            raise VaekitError(why)
-
-
 @dataclass(frozen=True, init=False)
-class ModelConfig(_Parts):
+class ModelConfig(PartSection):
     """The VAE: its variant, networks (``arch``), latent size, likelihood and prior, each part with its options."""
 
-    _section = "model"
+    _section, _registry = "model", staticmethod(registry)
     variant: PartConfig = part("variant", "vae", "the member of the VAE family: vae, or cvae (the conditional VAE "
                                "of Sohn et al. 2015: encoder and decoder see the label; needs a data set with labels)")
     arch: PartConfig = part("arch", "mlp", "networks: mlp (ReLU layers), gated-mlp (gated linear units, Tomczak & "
                             "Welling 2018) or conv (strided convolutions, any image size)")
-    latent_dim: int = option(2, "latent dimensions", check=_whole(1), rule="a whole number >= 1")
+    latent_dim: int = option(2, "latent dimensions", check=whole(1), rule="a whole number >= 1")
     likelihood: PartConfig = part("likelihood", "bernoulli", "p(x|z): bernoulli (binary pixels, logits); gaussian "
                                   "(fixed sigma, the tutorial's L2 loss); gaussian-learned (mean and variance per "
                                   "pixel); continuous-bernoulli (grey levels in [0, 1]); logistic (discretised, over "
@@ -263,11 +69,11 @@ class ModelConfig(_Parts):
                              "vamp, the VampPrior (Tomczak & Welling 2018)")
 
     def __post_init__(self):
-        _check_fields(self, "model")
+        check_fields(self, "model")
 
 
 @dataclass(frozen=True, init=False)
-class TrainConfig(_Parts):
+class TrainConfig(PartSection):
     """Optimisation: epochs, batch size, learning rate and its schedule, optimiser, seed, the objective (with its
     options), KL warm-up, early stopping and a wall-clock budget.
 
@@ -281,27 +87,27 @@ class TrainConfig(_Parts):
     (:func:`vaekit.trainer.auto_precision`), saved resolved.
     """
 
-    _section = "train"
-    epochs: int = option(100, "epochs", check=_whole(1), rule="a whole number >= 1", resume=RESUME_FREE)
-    batch_size: int = option(128, "images per step; under torchrun, over all processes together", check=_whole(1),
+    _section, _registry = "train", staticmethod(registry)
+    epochs: int = option(100, "epochs", check=whole(1), rule="a whole number >= 1", resume=RESUME_FREE)
+    batch_size: int = option(128, "images per step; under torchrun, over all processes together", check=whole(1),
                              rule="a whole number >= 1")
-    lr: float = option(1e-3, "learning rate", check=_num(0, lo_open=True), rule="> 0", what="lr (learning rate)")
+    lr: float = option(1e-3, "learning rate", check=num(0, lo_open=True), rule="> 0", what="lr (learning rate)")
     optimizer: str = option("adam", "optimiser", choices=OPTIMIZERS)
-    momentum: float = option(0.9, cli=False, check=_num(0, 1), rule="in [0, 1)")  # of SGD; set it in a preset
-    seed: int = option(0, "random seed", check=_whole(0), rule="a whole number >= 0")
+    momentum: float = option(0.9, cli=False, check=num(0, 1), rule="in [0, 1)")  # of SGD; set it in a preset
+    seed: int = option(0, "random seed", check=whole(0), rule="a whole number >= 0")
     objective: PartConfig = part("objective", "elbo", "elbo, or iwae: the importance-weighted bound with K = "
                                  "--n-samples (Burda et al. 2016), reported as itself")
     warmup_epochs: int = option(0, "KL warm-up: the KL weight rises linearly to 1 over N epochs; reported ELBOs "
-                                "always use weight 1", default_text="0, none", check=_whole(0),
+                                "always use weight 1", default_text="0, none", check=whole(0),
                                 rule="a whole number >= 0")
     lr_schedule: str = option("constant", "constant, or cosine annealing to 0 over --epochs", choices=LR_SCHEDULES)
     patience: int = option(0, "stop after N epochs without a better valid ELBO", default_text="0, never",
-                           check=_whole(0), rule="a whole number >= 0 (0: no early stopping)", resume=RESUME_FREE)
+                           check=whole(0), rule="a whole number >= 0 (0: no early stopping)", resume=RESUME_FREE)
     max_minutes: float = option(0.0, "stop before an epoch that would end past F minutes of training",
-                                default_text="0, no limit", check=_num(0), rule=">= 0 (0: no limit)",
+                                default_text="0, no limit", check=num(0), rule=">= 0 (0: no limit)",
                                 resume=RESUME_FREE)
     grad_clip: float = option(0.0, "rescale gradients whose global norm exceeds F", default_text="0, off",
-                              check=_num(0), rule=">= 0 (0: no clipping)")
+                              check=num(0), rule=">= 0 (0: no clipping)")
     precision: str = option("auto", "auto: bf16 where the hardware computes it natively (CPUs with AVX512-BF16 or "
                             "AMX, CUDA GPUs with bf16), else fp32; saved resolved in config.json. fp32; bf16: matrix "
                             "products in bfloat16 under autocast (1.5x faster measured on a 2-core CPU with "
@@ -310,7 +116,7 @@ class TrainConfig(_Parts):
                             "stay float32", choices=PRECISIONS)
 
     def __post_init__(self):
-        _check_fields(self, "train")
+        check_fields(self, "train")
         able = [n for n, c in _objectives.OBJECTIVES.items() if getattr(c, "kl_weighted", False)]
         _check(self.warmup_epochs == 0 or getattr(registry("objective")[self.objective.name], "kl_weighted", False),
                f"KL warm-up weights the KL term, which the {self.objective.name} objective does not have (its bound "

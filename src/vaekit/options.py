@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import VaekitError
+from dataclasses import fields
+
+from .errors import VaekitError, unknown_name
 
 RESUME_SAME, RESUME_FREE, RESUME_WHERE = "same", "free", "where"  # may a setting change when a run is resumed?
 
@@ -88,6 +90,50 @@ class Option:
         return isinstance(v, self.kind) and (self.choices is None or v in self.choices)
 
 
+def option(default: Any = None, help: str = "", flag: str | None = None, metavar: str | None = None,
+           choices: Any = None, nargs: str | None = None, default_text: str | None = None, kind: type | None = None,
+           check=None, rule: str = "", resume: str = RESUME_SAME, cli: bool = True, what: str = "") -> Any:
+    """A config field that is also a ``vaekit train`` option, declared once with its help, its check (``check``:
+    true for a valid value; ``rule`` words it, ``what`` names the field there) and whether it may change on
+    resume (``resume``)."""
+    return field(default=default, metadata={"cli": cli, "help": help, "flag": flag, "metavar": metavar,
+                                            "choices": choices, "nargs": nargs, "default_text": default_text,
+                                            "kind": kind, "check": check, "rule": rule, "resume": resume,
+                                            "what": what})
+
+
+def part(kind: str, default: str, help: str) -> Any:
+    """A field naming a registered part of ``kind``; its value is the part with its options (a PartConfig)."""
+    return field(default=default, metadata={"part": kind, "help": help})
+
+
+def check_fields(obj: Any, section: str) -> None:
+    """Every field's declared check, NaN and infinities refused first in the option's own words."""
+    for f in fields(obj):
+        v, meta = getattr(obj, f.name), f.metadata
+        flag = meta.get("flag") or "--" + f.name.replace("_", "-") if meta.get("cli") else f"{section}.{f.name}"
+        if isinstance(v, float) and not math.isfinite(v):
+            default = f" (its default: {f.default:g})" if isinstance(f.default, float) else ""
+            raise VaekitError(f"{flag} must be a finite number, got {v}{default}")
+        if meta.get("check") and not (v is None and f.default is None) and not meta["check"](v):
+            raise VaekitError(f"{meta.get('what') or f.name} must be {meta['rule']}, got {v!r}")
+        choices = meta.get("choices")
+        if isinstance(choices, tuple) and v is not None and v not in choices:
+            raise unknown_name(f.name, v, choices, sort=False)
+
+
+def num(lo: float, hi: float = math.inf, lo_open: bool = False):
+    return lambda v: is_num(v) and (v > lo if lo_open else v >= lo) and v < hi
+
+
+def whole(lo: int):
+    return lambda v: is_int(v) and v >= lo
+
+
+def path_string(v: Any) -> bool:
+    return isinstance(v, str)
+
+
 def options_of(cls) -> tuple[Option, ...]:
     """The options a part declares (none: an empty tuple)."""
     return tuple(getattr(cls, "options", ()))
@@ -146,7 +192,7 @@ def resolve_part(kind: str, registry: Mapping[str, type], given: Any, where: str
     """A part's configuration from its name, its table (``{"name": ..., option: value}``) or a PartConfig: every
     option of the part set (defaults where not given, each value checked), an unknown option refused, then the
     part's own ``check_options`` (rules between its options)."""
-    from .errors import unknown_name
+
 
     if isinstance(given, PartConfig):
         given = given.to_dict()
@@ -169,5 +215,73 @@ def resolve_part(kind: str, registry: Mapping[str, type], given: Any, where: str
     return part
 
 
-__all__ = ["Option", "PartConfig", "RESUME_FREE", "RESUME_SAME", "RESUME_WHERE", "is_int", "is_num", "options_of",
+class PartSection:
+    """A config section (a frozen dataclass with ``init=False``) whose fields name parts (their metadata holds
+    ``part``: the kind) beside plain fields: built from part names, their tables, or the flat keys of the parts'
+    options (``prior_components = 500``), each checked by the part. Subclasses set ``_section`` (its name) and
+    ``_registry`` (kind -> the registered parts)."""
+
+    def __init__(self, **given: Any):
+        name = self._section
+        plain = {f.name: f for f in fields(self) if "part" not in f.metadata}
+        kinds = {f.name: f.metadata["part"] for f in fields(self) if "part" in f.metadata}
+        tables = {k: given.pop(k, getattr(type(self), k)) for k in kinds}
+        for k, t in tables.items():
+            if isinstance(t, PartConfig):
+                tables[k] = t.to_dict()
+            elif isinstance(t, str):
+                tables[k] = {"name": t}
+            elif isinstance(t, dict):
+                tables[k] = dict(t)
+            else:
+                raise VaekitError(f"{name}.{k} must be a name or a table with a name, got {t!r}")
+        for f, kind in kinds.items():  # names first: an unknown one is the error to report
+            if tables[f].get("name") not in self._registry(kind):
+                raise unknown_name(f"{name}.{f}", tables[f].get("name"), self._registry(kind))
+        for key in [k for k in given if k not in plain]:  # flat keys: aliases of the chosen parts' options
+            value = given.pop(key)
+            owners = [(f, o) for f, kind in kinds.items()
+                      for o in options_of(self._registry(kind)[tables[f]["name"]]) if o.flat == key]
+            if owners:
+                for f, o in owners:
+                    tables[f][o.key] = value
+                continue
+            _refuse_alias(self._registry, name, key, value, kinds, tables, list(plain) + list(kinds))
+        for f, kind in kinds.items():
+            object.__setattr__(self, f, resolve_part(kind, self._registry(kind), tables[f], name))
+        for key, f in plain.items():
+            object.__setattr__(self, key, given.get(key, f.default))
+        self.__post_init__()
+
+    def __getattr__(self, key: str) -> Any:  # read access by the flat key: cfg.model.hidden
+        for f in fields(type(self)):
+            if "part" in f.metadata:
+                chosen = object.__getattribute__(self, f.name)
+                for o in options_of(self._registry(f.metadata["part"]).get(chosen.name)):
+                    if o.flat == key:
+                        return chosen[o.key]
+        raise AttributeError(f"{type(self).__name__} has no setting '{key}'")
+
+
+def _refuse_alias(registry, section: str, key: str, value: Any, kinds: dict[str, str], tables: dict, valid: list[str]) -> None:
+    """A flat key that is not an option of the chosen parts: an unknown key is an error; an option of another part
+    of its kind is ignored (a preset's ``prior_components`` under ``--prior standard``, every key of a config
+    file written before the tables), unless the chosen part refuses it (``refuses``: key -> why) and it is set."""
+    owners = [(kind, o) for kind in kinds.values() for cls in registry(kind).values() for o in options_of(cls)
+              if o.flat == key]
+    if not owners:
+        names = valid + sorted({o.flat for kind in kinds.values() for c in registry(kind).values()
+                                for o in options_of(c)})
+        raise unknown_name("key", key, names, sort=False, shown=f"{section}.{key}")
+    if value is None or any(value == o.default or (o.nargs and list(o.default or ()) == list(value))
+                            for _, o in owners):
+        return
+    owners[0][1].value(value, f"{section}, for the {owners[0][0]} that has it")  # a bad value is still refused
+    for f, kind in kinds.items():
+        why = getattr(registry(kind)[tables[f]["name"]], "refuses", {}).get(key)
+        if why:
+            raise VaekitError(why)
+
+
+__all__ = ["Option", "check_fields", "num", "option", "part", "path_string", "whole", "PartConfig", "RESUME_FREE", "RESUME_SAME", "RESUME_WHERE", "PartSection", "is_int", "is_num", "options_of",
            "resolve_part"]

@@ -196,32 +196,6 @@ def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = 
     return Dataset(x, y, spec.image_shape, name, split, spec.levels, class_names=spec.class_names)
 
 
-def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = None,
-                 download: bool = True) -> Dataset:
-    """Load one split of a data set by name as float32 pixels in [0, 1]."""
-    if name not in DATASETS:
-        raise unknown_name("data set", name, DATASETS)
-    if split not in SPLITS:
-        raise unknown_name("split", split, SPLITS, sort=False)
-    if data_dir is not None and not Path(data_dir).is_dir() and name not in ("mnist-5k", "digits", "shapes"):
-        raise VaekitError(f"--data-dir '{data_dir}' is not a folder; pass the folder that holds the {name} files")
-    spec = DATASETS[name]
-    images, labels = spec.loader(split, Path(data_dir) if data_dir else None, download)
-    if len(images) == 0:
-        raise DataError(f"data set '{name}' split '{split}' is empty")
-    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
-    if not torch.isfinite(x).all():
-        raise DataError(f"data set '{name}' split '{split}' holds NaN or infinite pixels")
-    if x.min() < 0 or x.max() > 1:
-        raise DataError(f"data set '{name}' split '{split}' has pixels outside [0, 1] (from {x.min().item():g} "
-                        f"to {x.max().item():g}); pixel intensities must be scaled to [0, 1]")
-    if tuple(images.shape[1:]) != spec.image_shape:
-        raise DataError(f"data set '{name}' split '{split}': images of shape {tuple(images.shape[1:])}, "
-                        f"expected {spec.image_shape}")
-    y = torch.from_numpy(np.asarray(labels, dtype=np.int64)) if labels is not None else None
-    return Dataset(x, y, spec.image_shape, name, split, spec.levels, class_names=spec.class_names)
-
-
 def load_data(data, split: str, progress: bool | None = None) -> Dataset:
     """One split of the data a :class:`~vaekit.config.DataConfig` names: a named set, a folder or an array."""
     if data.name in SOURCES:

@@ -122,16 +122,19 @@ REGISTRIES = {"variant": VARIANTS, "arch": ARCHITECTURES, "likelihood": LIKELIHO
 
 
 def register(kind: str, name: str):
-    """Class decorator: make ``name`` a valid choice of ``kind`` (``variant``, ``arch``, ``likelihood`` or
-    ``prior``)."""
-    if kind not in REGISTRIES:
-        raise unknown_name("kind of part", kind, REGISTRIES)
+    """Class decorator: make ``name`` a valid choice of ``kind`` (``variant``, ``arch``, ``likelihood``, ``prior``
+    or ``objective``). The class's ``options`` become settings of its table and flags of ``vaekit train``."""
+    from ..objectives import OBJECTIVES
+
+    registries = {**REGISTRIES, "objective": OBJECTIVES}
+    if kind not in registries:
+        raise unknown_name("kind of part", kind, registries)
 
     def add(cls):
         needs = "from_parts" if kind == "variant" else "from_config"
         if not hasattr(cls, needs):
             raise VaekitError(f"{cls.__name__} needs a {needs} classmethod to be registered as a {kind}")
-        REGISTRIES[kind][name] = cls
+        registries[kind][name] = cls
         return cls
 
     return add
