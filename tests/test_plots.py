@@ -160,3 +160,10 @@ def test_tensorboard_logs_when_installed(tmp_path):
 def test_metrics_record_the_frame_cost(run):
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert all("frame_seconds" in r for r in rows)
+
+
+def test_the_run_directory_knows_every_registered_figure_file():
+    """--force removes exactly the files figures are drawn into: the two tables must agree."""
+    from vaekit.runs import PICTURE_FILES
+
+    assert set(PICTURE_FILES) == set(FILES.values())

@@ -42,7 +42,7 @@ class Pictures:
     def on_end(self, run, best_model) -> None:
         from . import write_figures
 
-        write_figures(run.run_dir, best_model, run.valid, log=run.log)
+        write_figures(run.run_dir, best_model, run.valid, log=run.log, config=run.config)
 
 
 class TensorBoard:
