@@ -15,10 +15,11 @@ from pathlib import Path
 from . import __version__
 from dataclasses import fields
 
-from .config import _SECTIONS, RunConfig, load_toml, registry, set_option
+from .config import _SECTIONS, SOURCES, RunConfig, load_toml, registry, set_option
 from .options import options_of
 from .distributed import DEVICES, teardown
 from .errors import VaekitError, os_error_line
+from .runs import RESUMABLE_CHANGES, WHERE_CHANGES
 
 EPILOG = """examples:
   vaekit train                                  # the tutorial's VAE (2-D latent) on mnist-5k
@@ -108,43 +109,63 @@ def _abs_dir(path: str | None) -> str | None:
     return str(Path(path).expanduser().resolve()) if path else None
 
 
-def _parser() -> argparse.ArgumentParser:
+# flags several subcommands take, defined once: (flags, argparse keyword arguments); a subcommand may reword
+# the help (``_shared(p, ("split", "split to evaluate"))``)
+SHARED = {
+    "run_dir": (("run_dir",), {"metavar": "RUN_DIR", "help": "a run directory written by 'vaekit train'"}),
+    "data": (("--data",), {"choices": None, "default": None, "help": "data set (default: the run's)"}),
+    "data_file": (("--data-file",), {"metavar": "FILE", "default": None,
+                                     "help": "array file of the data (default: the run's)"}),
+    "data_dir": (("--data-dir",), {"metavar": "DIR", "default": None,
+                                   "help": "folder of the data files (default: the run's)"}),
+    "split": (("--split",), {"choices": ("train", "valid", "test"), "default": "valid", "help": "split to use"}),
+    "seed": (("--seed",), {"type": int, "default": 0, "help": "random seed"}),
+    "device": (("--device",), {"choices": DEVICES, "default": "auto", "help": "auto: cuda, then mps, then cpu"}),
+    "no_progress": (("--no-progress",), {"action": "store_true", "help": "no progress bar"}),
+    "n": (("-n",), {"type": int, "default": 64, "help": "number of images"}),
+}
+
+
+def _shared(p, *names) -> None:
+    """Add the shared flags ``names`` (a name, or ``(name, help)`` to reword its help) to the parser ``p``."""
     from .data import DATASETS
 
-    p = _Parser(
-        prog="vaekit", description="Train, evaluate and sample Variational Autoencoders (Kingma & Welling, 2014).",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--version", action="version", version=f"vaekit {__version__}")
-    p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in names:
+        name, help = name if isinstance(name, tuple) else (name, None)
+        flags, kw = SHARED[name]
+        kw = dict(kw, **({"help": help} if help else {}))
+        if name == "data":
+            kw["choices"] = sorted(DATASETS) + list(SOURCES)
+        p.add_argument(*flags, **kw)
 
+
+def _train_parser(sub) -> None:
     t = sub.add_parser("train", help="train a VAE and write a run directory",
                        description="Train a VAE. With no options: the tutorial's MLP VAE with a 2-D latent on "
                                    "mnist-5k (dynamically binarized, Bernoulli likelihood). Options override "
-                                   "--config, which overrides the defaults shown.",
-                       )
+                                   "--config, which overrides the defaults shown.")
     t.add_argument("--config", metavar="FILE.toml", help="preset with [data], [model], [train] tables")
     groups = {"data": t.add_argument_group("data"), "model": t.add_argument_group("model"),
               "train": t.add_argument_group("training")}
-    for section, key, flag, kw in cli_options():  # each declared once, beside its config field
+    for section, key, flag, kw in cli_options():  # each declared once, beside its config field or its part
         groups[section].add_argument(flag, dest=f"{section}.{key}", **kw)
     g = groups["train"]
     g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="compile the training step with torch.compile (needs a C++ compiler on a CPU; seconds, "
                         "once; +10-20%% with bf16 measured on a 2-core CPU, no gain measured in fp32). Default: on for "
                         "bf16/fp16 runs of 5 million images or more (epochs x training images), where it pays")
-    g.add_argument("--device", choices=DEVICES, default="auto",
-                   help="where to train: auto picks cuda, then mps, then cpu; under torchrun each process takes "
-                        "the GPU of its local rank (default: auto)")
+    _shared(g, ("device", "where to train: auto picks cuda, then mps, then cpu; under torchrun each process takes "
+                          "the GPU of its local rank (default: auto)"))
     g = t.add_argument_group("run directory")
     g.add_argument("--out", metavar="RUN_DIR", default=None,
                    help="where to write the run (default: runs/DATA-YYYYmmdd-HHMMSS)")
+    free = ", ".join("--" + k.replace("_", "-") for k in (*RESUMABLE_CHANGES, *(k for _, k in WHERE_CHANGES)))
     g.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint; the options that change the result "
-                        "must equal the saved ones, so the command that started the run works as it is "
-                        "(--epochs, --patience, --max-minutes and --data-dir may change)")
+                        f"must equal the saved ones, so the command that started the run works as it is ({free} "
+                        "may change)")
     g.add_argument("--force", action="store_true", help="overwrite an existing run directory")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _shared(g, "no_progress")
     g = t.add_argument_group("pictures")
     g.add_argument("--no-plots", action="store_true",
                    help="draw no figures, animation frames or report (by default all are written into the run)")
@@ -155,59 +176,69 @@ def _parser() -> argparse.ArgumentParser:
                    help="also log scalars and frames for TensorBoard into RUN_DIR/tensorboard "
                         "(needs: pip install tensorboard)")
 
+
+def _evaluate_parser(sub) -> None:
     e = sub.add_parser("evaluate", help="ELBO and importance-weighted NLL of a trained run",
                        description="Evaluate a run: the ELBO, its terms and the importance-weighted estimate of "
                                    "-log p(x) (nats per image, and bits per dimension).",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    e.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by 'vaekit train'")
-    e.add_argument("--data", choices=sorted(DATASETS) + ["folder", "array"], default=None,
-                   help="data set (default: the run's)")
-    e.add_argument("--data-file", metavar="FILE", default=None, help="array file of the data (default: the run's)")
-    e.add_argument("--data-dir", metavar="DIR", default=None, help="folder of the data files (default: the run's)")
-    e.add_argument("--split", choices=("train", "valid", "test"), default="valid", help="split to evaluate")
+    _shared(e, "run_dir", "data", "data_file", "data_dir", ("split", "split to evaluate"))
     e.add_argument("--iw-samples", type=int, metavar="K", default=1000,
                    help="importance samples per image for the NLL estimate")
     e.add_argument("--batch-size", type=int, metavar="N", default=100, help="images per batch")
     e.add_argument("--checkpoint", choices=("best", "last"), default="best",
                    help="best valid ELBO (model.safetensors) or the last epoch")
-    e.add_argument("--seed", type=int, default=0, help="seed of the importance samples")
-    e.add_argument("--device", choices=DEVICES, default="auto", help="auto: cuda, then mps, then cpu")
+    _shared(e, ("seed", "seed of the importance samples"), "device")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    e.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _shared(e, "no_progress")
 
+
+def _sample_parser(sub) -> None:
     s = sub.add_parser("sample", help="draw new images from the prior: z ~ p(z), decode",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    s.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by 'vaekit train'")
-    s.add_argument("-n", type=int, default=64, help="number of images")
+    _shared(s, "run_dir", "n")
     s.add_argument("--label", type=int, metavar="K", default=None,
                    help="a conditional model (--variant cvae): draw class K (default: a row of each class)")
-    s.add_argument("--seed", type=int, default=0, help="random seed")
+    _shared(s, "seed")
     s.add_argument("--out", metavar="FILE.png", default=None, help="output image (default: RUN_DIR/samples.png)")
 
+
+def _reconstruct_parser(sub) -> None:
     r = sub.add_parser("reconstruct", help="images beside their reconstructions",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    r.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by 'vaekit train'")
-    r.add_argument("--split", choices=("train", "valid", "test"), default="valid", help="split to draw images from")
-    r.add_argument("--data-dir", metavar="DIR", default=None, help="folder of the data files (default: the run's)")
+    _shared(r, "run_dir", ("split", "split to draw images from"), "data_dir")
     r.add_argument("-n", type=int, default=32, help="number of images")
     r.add_argument("--out", metavar="FILE.png", default=None,
                    help="output image (default: RUN_DIR/reconstructions.png)")
 
+
+def _plot_parser(sub) -> None:
     from .plots import KINDS, PROJECTIONS
 
     pl = sub.add_parser("plot", help="redraw the figures, animation and report of a saved run",
                         description="Redraw pictures of a saved run from its checkpoint, metrics and frames. "
                                     f"Kinds: {', '.join(KINDS)} (default: all).",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    pl.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by 'vaekit train'")
+    _shared(pl, "run_dir")
     pl.add_argument("--kind", nargs="+", choices=KINDS, metavar="KIND", default=None,
                     help=f"which pictures, any of: {', '.join(KINDS)} (default: all)")
     pl.add_argument("--out", metavar="DIR", default=None, help="folder to write into (default: RUN_DIR)")
-    pl.add_argument("--data-dir", metavar="DIR", default=None, help="folder of the data files (default: the run's)")
+    _shared(pl, "data_dir")
     pl.add_argument("--dims", type=int, nargs=2, metavar=("I", "J"), default=None,
                     help="latent dimensions of the manifold grid (default: the two with the largest KL)")
     pl.add_argument("--projection", choices=PROJECTIONS, default="pca",
                     help="2-D view of the scatter plot for latents with more than two dimensions")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="vaekit", description="Train, evaluate and sample Variational Autoencoders (Kingma & Welling, 2014).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"vaekit {__version__}")
+    p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for build, _ in COMMANDS.values():
+        build(sub)
     return p
 
 
@@ -418,8 +449,10 @@ def cmd_plot(a) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "reconstruct": cmd_reconstruct,
-            "plot": cmd_plot}
+# each subcommand: the function that declares its flags, and the one that runs it
+COMMANDS = {"train": (_train_parser, cmd_train), "evaluate": (_evaluate_parser, cmd_evaluate),
+            "sample": (_sample_parser, cmd_sample), "reconstruct": (_reconstruct_parser, cmd_reconstruct),
+            "plot": (_plot_parser, cmd_plot)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -430,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     together = False  # under torchrun: may every rank leave the process group together?
     try:
-        status = COMMANDS[a.command](a)
+        status = COMMANDS[a.command][1](a)
         together = True  # every rank finished
     except KeyboardInterrupt:
         if a.debug:

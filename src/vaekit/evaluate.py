@@ -94,6 +94,27 @@ def _nll_per_image(model, x: torch.Tensor, iw_samples: int, batch_size: int, bar
     return nll, rec_sum, kl_sum
 
 
+def _check_inputs(model, n: int, d: int, iw_samples: int, batch_size: int, y):
+    """Refuse what cannot be evaluated, before any work; the labels a conditional model needs (else None)."""
+    if not isinstance(iw_samples, int) or iw_samples < 1:
+        raise VaekitError(f"iw_samples (K) must be a whole number >= 1, got {iw_samples!r}")
+    if batch_size < 1:
+        raise VaekitError(f"batch_size must be >= 1, got {batch_size}")
+    if n == 0:
+        raise VaekitError("nothing to evaluate: the data holds no images")
+    check_iw_samples(iw_samples)
+    # at least one sample of each image of a batch goes through the decoder at once
+    check_decoder_outputs(min(batch_size, n), 1, d * model.decoder.likelihood.params_per_pixel, "--batch-size")
+    if not getattr(model, "conditional", False):
+        return None
+    if y is None:
+        raise VaekitError("this model is conditioned on labels (a cvae): pass the images' labels, y=")
+    from .models.cvae import check_labels
+
+    check_labels(y, n, model.classes)
+    return y
+
+
 @torch.inference_mode()
 def evaluate(model, x: torch.Tensor, iw_samples: int = 1000, batch_size: int = 100,
              seed: int = 0, progress: bool = False, context=None,
@@ -117,24 +138,9 @@ def evaluate(model, x: torch.Tensor, iw_samples: int = 1000, batch_size: int = 1
     (rank 0's share is seeded as a single process would seed the whole), and every rank
     returns the result over all images.
     """
-    if not isinstance(iw_samples, int) or iw_samples < 1:
-        raise VaekitError(f"iw_samples (K) must be a whole number >= 1, got {iw_samples!r}")
-    if batch_size < 1:
-        raise VaekitError(f"batch_size must be >= 1, got {batch_size}")
     n, d = x.shape[0], x[0].numel() if x.shape[0] else 0
-    if n == 0:
-        raise VaekitError("nothing to evaluate: the data holds no images")
-    check_iw_samples(iw_samples)
-    # at least one sample of each image of a batch goes through the decoder at once
-    check_decoder_outputs(min(batch_size, n), 1, d * model.decoder.likelihood.params_per_pixel, "--batch-size")
-    conditional = getattr(model, "conditional", False)
-    if conditional and y is None:
-        raise VaekitError("this model is conditioned on labels (a cvae): pass the images' labels, y=")
-    if conditional:
-        from .models.cvae import check_labels
-
-        check_labels(y, n, model.classes)
-    y = y if conditional else None
+    y = _check_inputs(model, n, d, iw_samples, batch_size, y)
+    conditional = y is not None
     distributed = context is not None and context.distributed
     rank = context.rank if distributed else 0
     if distributed:

@@ -219,6 +219,22 @@ def detect_layout(shape: tuple[int, ...]) -> str:
                     "with 1, 3 or 4 channels")
 
 
+def _check_pixels(path: Path, x: np.ndarray) -> None:
+    """uint8, or floats in [0, 1] with no NaN or infinity (counted, when there are any)."""
+    if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
+        raise DataError(f"'{path}' holds {x.dtype} pixels; give uint8 in 0..255 or floats in [0, 1]")
+    if np.issubdtype(x.dtype, np.floating) and x.size:
+        nan, inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
+        if nan or inf:
+            what = " and ".join(f"{n:,} {name} pixel{'s' if n > 1 else ''}" for n, name in ((nan, "NaN"), (inf, "infinite"))
+                                if n)
+            raise DataError(f"'{path}' holds {what}; every pixel must be a number in [0, 1] (replace them, e.g. "
+                            "numpy.nan_to_num(x, nan=0.0), or drop those images)")
+        if x.min() < 0 or x.max() > 1:
+            raise DataError(f"'{path}' holds float pixels outside [0, 1] (from {x.min():g} to {x.max():g}); scale "
+                            "them to [0, 1] or save uint8 in 0..255")
+
+
 def read_array(path: str | Path, layout: str | None = None) -> tuple[np.ndarray, np.ndarray | None, str]:
     """Images ``[N, C, H, W]`` (uint8, or float in [0, 1]), labels ``[N]`` or None, and the layout read,
     from a ``.npy`` (images) or ``.npz`` (key ``x``, optional ``y``) file."""
@@ -251,18 +267,7 @@ def read_array(path: str | Path, layout: str | None = None) -> tuple[np.ndarray,
             y = loaded["y"] if "y" in loaded.files else None
     else:
         x = loaded
-    if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
-        raise DataError(f"'{path}' holds {x.dtype} pixels; give uint8 in 0..255 or floats in [0, 1]")
-    if np.issubdtype(x.dtype, np.floating) and x.size:
-        nan, inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
-        if nan or inf:
-            what = " and ".join(f"{n:,} {name} pixel{'s' if n > 1 else ''}" for n, name in ((nan, "NaN"), (inf, "infinite"))
-                                if n)
-            raise DataError(f"'{path}' holds {what}; every pixel must be a number in [0, 1] (replace them, e.g. "
-                            "numpy.nan_to_num(x, nan=0.0), or drop those images)")
-        if x.min() < 0 or x.max() > 1:
-            raise DataError(f"'{path}' holds float pixels outside [0, 1] (from {x.min():g} to {x.max():g}); scale "
-                            "them to [0, 1] or save uint8 in 0..255")
+    _check_pixels(path, x)
     layout = layout or detect_layout(x.shape)
     if layout not in LAYOUTS:
         raise DataError(f"unknown layout '{layout}'; choose one of: {', '.join(LAYOUTS)}")
