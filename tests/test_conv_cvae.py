@@ -90,7 +90,7 @@ def test_a_cvae_draws_the_digit_asked_for(tmp_path):
                              "model": {"variant": "cvae", "hidden": [256], "latent_dim": 2},
                              "train": {"epochs": 12, "batch_size": 100, "lr": 2e-3}})
     res = vaekit.train(c, tmp_path / "cvae", progress=False, log=lambda m: None)
-    train = load_split(c, "train")
+    train = load_split(c, "train", training=True)  # the stored grey digits, for the classifier
     x, y = train.x.reshape(len(train), -1), train.labels
     torch.manual_seed(0)
     clf = torch.nn.Sequential(torch.nn.Linear(784, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))

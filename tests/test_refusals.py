@@ -331,3 +331,22 @@ def test_the_learned_gaussians_floor_has_one_default():
 
     assert make_likelihood("gaussian-learned").sigma_min == \
         ModelConfig(likelihood="gaussian-learned").likelihood.sigma_min == LearnedGaussianLikelihood().sigma_min
+
+
+def test_the_training_split_is_evaluated_on_the_pixels_its_likelihood_is_over(tmp_path, tiny_run, capsys):
+    """evaluate/reconstruct --split train of a dynamically binarized run score one fixed binary sample (before:
+    the stored grey levels, under a Bernoulli: a number that bounded nothing)."""
+    import json
+
+    from vaekit.checkpoint import load_run_config
+    from vaekit.runs import load_split
+
+    cfg = load_run_config(tiny_run)
+    assert cfg.data.binarize == "dynamic"
+    fixed, stored = load_split(cfg, "train"), load_split(cfg, "train", training=True)
+    assert torch.isin(fixed.x, torch.tensor([0.0, 1.0])).all() and not torch.isin(stored.x, torch.tensor([0.0, 1.0])).all()
+    assert torch.equal(fixed.x, load_split(cfg, "train").x)  # one fixed sample, the same each time
+    capsys.readouterr()
+    assert main(["evaluate", str(tiny_run), "--split", "train", "--iw-samples", "4", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n_images"] == len(fixed) and res["nll"] > 0

@@ -345,10 +345,8 @@ def cmd_evaluate(a) -> int:
     model = load(a.run_dir, checkpoint=a.checkpoint, device=ctx.device)
     ds = ctx.main_first(lambda: load_split(cfg, a.split, model.image_shape))  # rank 0 downloads, if it must
     t0 = time.perf_counter()
-    res = evaluate(model, ds.x, iw_samples=a.iw_samples, batch_size=a.batch_size, seed=a.seed,
-                   progress=not a.no_progress and not a.json, context=ctx,
-                   dequantized_levels=cfg.pixel_levels if cfg.data.dequantize == "uniform" else None,
-                   y=ds.labels if getattr(model, "conditional", False) else None)
+    res = evaluate(model, ds, iw_samples=a.iw_samples, batch_size=a.batch_size, seed=a.seed,
+                   progress=not a.no_progress and not a.json, context=ctx)
     if not ctx.is_main:
         return 0
     res["processes"] = ctx.world_size

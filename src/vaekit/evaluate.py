@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .bounds import StreamingLogMeanExp, bits_per_dim
-from .data.dataset import to_unit
+from .data.dataset import Dataset, to_unit
 from .errors import VaekitError
 from .limits import check_decoder_outputs, check_iw_samples
 from .objectives import ELBO
@@ -116,10 +116,12 @@ def _check_inputs(model, n: int, d: int, iw_samples: int, batch_size: int, y):
 
 
 @torch.inference_mode()
-def evaluate(model, x: torch.Tensor, iw_samples: int = 1000, batch_size: int = 100,
+def evaluate(model, x: torch.Tensor | Dataset, iw_samples: int = 1000, batch_size: int = 100,
              seed: int = 0, progress: bool = False, context=None,
              dequantized_levels: int | None = None, y: torch.Tensor | None = None) -> dict[str, Any]:
-    """ELBO terms and the importance-weighted NLL estimate over images ``x [N, D]``.
+    """ELBO terms and the importance-weighted NLL estimate over images ``x [N, D]``, or over a
+    :class:`~vaekit.data.Dataset` (a split as :func:`vaekit.runs.load_split` gives it), which says itself
+    whether its pixels are dequantised (``dequantized_levels``) and which labels a conditional model needs.
 
     ``y``: the labels, which a conditional model (the CVAE) needs; its figures are then of
     log p(x | y), and ``conditional`` in the result says so.
@@ -138,6 +140,11 @@ def evaluate(model, x: torch.Tensor, iw_samples: int = 1000, batch_size: int = 1
     (rank 0's share is seeded as a single process would seed the whole), and every rank
     returns the result over all images.
     """
+    if isinstance(x, Dataset):  # the data say what they are: dequantised levels, labels
+        if dequantized_levels is None and x.dequantized:
+            dequantized_levels = x.levels
+        y = x.labels if y is None and getattr(model, "conditional", False) else y
+        x = x.x
     n, d = x.shape[0], x[0].numel() if x.shape[0] else 0
     y = _check_inputs(model, n, d, iw_samples, batch_size, y)
     conditional = y is not None

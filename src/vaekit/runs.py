@@ -247,16 +247,18 @@ def _check_binary(ds: Dataset, cfg: RunConfig) -> None:
 
 
 def load_split(cfg: RunConfig, split: str, image_shape: tuple[int, ...] | None = None,
-               data_dir: str | Path | None = None) -> Dataset:
-    """One split as the run saw it: read from the run's data folder (or ``data_dir``), binarized as the
-    run was (held-out splits with one fixed sample). ``image_shape``: the model's, checked against the data."""
+               data_dir: str | Path | None = None, training: bool = False) -> Dataset:
+    """One split as the run saw it: read from the run's data folder (or ``data_dir``), binarized and dequantised
+    as the run was, with one fixed sample, so that what is evaluated or drawn is the data the likelihood is a
+    distribution over (the training split too). ``training``: the training split as the trainer takes it, left
+    for it to binarize or dequantise afresh each epoch. ``image_shape``: the model's, checked against the data."""
     data = cfg.data if data_dir is None or data_dir == cfg.data.data_dir else \
         cfg.override(data={"data_dir": str(data_dir)}).data
     ds = load_data(data, split)
     if image_shape is not None and tuple(ds.image_shape) != tuple(image_shape):
         raise VaekitError(f"the model was trained on images of shape {tuple(image_shape)} but "
                           f"'{cfg.data.name}' has {tuple(ds.image_shape)}; evaluate on data of the same size")
-    if split == "train" and (cfg.data.binarize == "dynamic" or cfg.data.dequantize == "uniform"):
+    if training and split == "train" and (cfg.data.binarize == "dynamic" or cfg.data.dequantize == "uniform"):
         # re-binarized / re-dequantised by the trainer every epoch
         return prepare(ds, cfg.data.binarize) if cfg.data.binarize == "static" else ds
     return prepare(ds, cfg.data.binarize, dequantize_mode=cfg.data.dequantize)
@@ -264,7 +266,7 @@ def load_split(cfg: RunConfig, split: str, image_shape: tuple[int, ...] | None =
 
 def load_splits(cfg: RunConfig) -> tuple[Dataset, Dataset]:
     """The training split (as stored, binarized later if dynamic) and the prepared valid split."""
-    train, valid = load_split(cfg, "train"), load_split(cfg, "valid")
+    train, valid = load_split(cfg, "train", training=True), load_split(cfg, "valid")
     if likelihood_class(cfg.model.likelihood.name).accepts == BINARY and cfg.data.binarize != "dynamic":
         for ds in (train, valid):
             _check_binary(ds, cfg)
