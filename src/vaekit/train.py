@@ -25,7 +25,8 @@ from .distributed import Context, setup
 from .errors import VaekitError
 from .models import VAE, build_model, describe
 from .optim import learning_rate, make_optimizer
-from .trainer import Trainer, auto_compile, auto_precision, make_objective, make_step, train_epoch
+from .plan import make_plan, resolve_precision
+from .trainer import Trainer, make_objective, make_step, train_epoch
 from .trainer_state import restore_state
 
 
@@ -106,7 +107,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
     if not ctx.is_main:
         log, progress, callbacks = (lambda m: None), False, ()
     run_dir = Path(out)
-    cfg, why = _resolve_precision(config, run_dir, resume, ctx)
+    cfg, why = resolve_precision(config, run_dir, resume, ctx)
     if ctx.distributed and cfg.train.batch_size < ctx.world_size:
         raise ctx.everywhere(VaekitError(
             f"batch size {cfg.train.batch_size} is smaller than the {ctx.world_size} processes; the batch size is "
@@ -125,25 +126,6 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
         lock.release()
 
 
-def _resolve_precision(cfg: RunConfig, run_dir: Path, resume: bool, ctx: Context) -> tuple[RunConfig, str | None]:
-    """``precision = "auto"`` made concrete (rank 0 decides for all), and why; a resumed run keeps the
-    precision it was saved with. Other precisions pass unchanged (why: None)."""
-    if cfg.train.precision != "auto":
-        return cfg, None
-    saved = None
-    if resume and ctx.is_main:
-        try:
-            saved = ckpt.load_run_config(run_dir).train.precision
-        except VaekitError:
-            saved = None  # the run directory's own check says what is wrong with it
-    if saved not in (None, "auto"):
-        precision, why = saved, "as saved when the run started"
-    else:
-        precision, why = auto_precision(ctx.device)
-    precision, why = ctx.broadcast((precision, why))
-    return cfg.override(train={"precision": precision}), why
-
-
 def _train_owned(cfg: RunConfig, run_dir: Path, ctx: Context, train_ds: Dataset, valid_ds: Dataset, resume: bool,
                  compile: bool | None, progress: bool | None, callbacks, objective, log) -> TrainResult:
     """The run, once its directory is ours: build, resume, train the epochs, the best model."""
@@ -152,11 +134,8 @@ def _train_owned(cfg: RunConfig, run_dir: Path, ctx: Context, train_ds: Dataset,
         resume = False
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, train_ds.image_shape, cfg.pixel_levels, cfg.data.classes).to(ctx.device)
-    if compile is None:
-        compile, why = auto_compile(cfg.train.precision, ctx.device, cfg.train.epochs * len(train_ds))
-        if compile:
-            log(f"compile: on (auto: {why}); --no-compile to turn it off")
-    tr = Trainer(cfg, run_dir, ctx, model, train_ds, valid_ds, compile, progress, log)
+    plan = make_plan(cfg, ctx, len(train_ds), model, compile, log)  # resolved once; only read from here on
+    tr = Trainer(cfg, run_dir, ctx, model, train_ds, valid_ds, plan, progress, log)
     tr.objective = objective or tr.objective
     if resume:
         restore_state(tr, run_dir / ckpt.LAST_FILE)

@@ -183,7 +183,8 @@ class Trainer:
     """One run's training: the model, optimiser, objective and :class:`TrainerState`, epoch by epoch."""
 
     def __init__(self, cfg: RunConfig, run_dir: Path, ctx: Context, model: VAE, train_ds: Dataset,
-                 valid_ds: Dataset, compile: bool, progress: bool | None, log: Callable[[str], None]):
+                 valid_ds: Dataset, plan, progress: bool | None, log: Callable[[str], None]):
+        """``plan``: the run's :class:`vaekit.plan.RunPlan` (precision, compile, labels), resolved once."""
         self.cfg, self.run_dir, self.ctx, self.model, self.log = cfg, run_dir, ctx, model, log
         self.train_ds, self.valid_ds, self.progress = train_ds, valid_ds, progress
         tc = cfg.train
@@ -191,13 +192,14 @@ class Trainer:
         if ctx.rank:  # every rank starts from the same weights, then draws its own noise
             torch.manual_seed(tc.seed + 1_000_003 * ctx.rank)
         self.optimizer = make_optimizer(cfg, model)
-        self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=tc.precision == "fp16")
+        self.plan = plan
+        self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=plan.precision == "fp16")
         self.objective = make_objective(cfg)
         self.state = TrainerState()
-        self.net, self.compile = model, compile
+        self.net = model
         mine = shard(len(valid_ds), ctx.world_size, ctx.rank)
         self.valid_x = to_unit(valid_ds.x[mine].to(ctx.device))
-        self.labels = model.conditional  # labels travel only to a model that has a part conditioned on them
+        self.labels = plan.labels  # labels travel only to a model that has a part conditioned on them
         if self.labels and (train_ds.labels is None or valid_ds.labels is None):
             raise VaekitError(f"this model is conditioned on labels but data set '{train_ds.name}' has none; "
                               "choose a data set with labels")
@@ -210,7 +212,7 @@ class Trainer:
 
             ids = [self.ctx.device] if self.ctx.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids, gradient_as_bucket_view=True)
-        self.step = make_step(self.net, self.objective, self.cfg.train.precision, self.compile)
+        self.step = make_step(self.net, self.objective, self.plan.precision, self.plan.compile)
 
     def shuffled(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """This epoch's training images (re-binarized if dynamic) and labels (for a conditional model),
