@@ -192,8 +192,6 @@ def resolve_part(kind: str, registry: Mapping[str, type], given: Any, where: str
     """A part's configuration from its name, its table (``{"name": ..., option: value}``) or a PartConfig: every
     option of the part set (defaults where not given, each value checked), an unknown option refused, then the
     part's own ``check_options`` (rules between its options)."""
-
-
     if isinstance(given, PartConfig):
         given = given.to_dict()
     table = {"name": given} if isinstance(given, str) else dict(given) if isinstance(given, Mapping) else None
@@ -263,7 +261,8 @@ class PartSection:
         raise AttributeError(f"{type(self).__name__} has no setting '{key}'")
 
 
-def _refuse_alias(registry, section: str, key: str, value: Any, kinds: dict[str, str], tables: dict, valid: list[str]) -> None:
+def _refuse_alias(registry, section: str, key: str, value: Any, kinds: dict[str, str], tables: dict,
+                  valid: list[str]) -> None:
     """A flat key that is not an option of the chosen parts: an unknown key is an error; an option of another part
     of its kind is ignored (a preset's ``prior_components`` under ``--prior standard``, every key of a config
     file written before the tables), unless the chosen part refuses it (``refuses``: key -> why) and it is set."""
@@ -273,7 +272,8 @@ def _refuse_alias(registry, section: str, key: str, value: Any, kinds: dict[str,
         names = valid + sorted({o.flat for kind in kinds.values() for c in registry(kind).values()
                                 for o in options_of(c)})
         raise unknown_name("key", key, names, sort=False, shown=f"{section}.{key}")
-    if value is None or any(value == o.default or (o.nargs and list(o.default or ()) == list(value))
+    as_list = list if isinstance(value, (list, tuple)) else lambda v: [v]
+    if value is None or any(value == o.default or (o.nargs and list(o.default or ()) == as_list(value))
                             for _, o in owners):
         return
     owners[0][1].value(value, f"{section}, for the {owners[0][0]} that has it")  # a bad value is still refused
@@ -283,5 +283,5 @@ def _refuse_alias(registry, section: str, key: str, value: Any, kinds: dict[str,
             raise VaekitError(why)
 
 
-__all__ = ["Option", "check_fields", "num", "option", "part", "path_string", "whole", "PartConfig", "RESUME_FREE", "RESUME_SAME", "RESUME_WHERE", "PartSection", "is_int", "is_num", "options_of",
-           "resolve_part"]
+__all__ = ["Option", "PartConfig", "PartSection", "RESUME_FREE", "RESUME_SAME", "RESUME_WHERE", "check_fields", "is_int",
+           "is_num", "num", "option", "options_of", "part", "path_string", "resolve_part", "whole"]
