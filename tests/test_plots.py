@@ -164,6 +164,6 @@ def test_metrics_record_the_frame_cost(run):
 
 def test_the_run_directory_knows_every_registered_figure_file():
     """--force removes exactly the files figures are drawn into: the two tables must agree."""
-    from vaekit.runs import PICTURE_FILES
+    from vaekit.rundir import PICTURE_FILES
 
     assert set(PICTURE_FILES) == set(FILES.values())

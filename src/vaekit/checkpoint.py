@@ -29,11 +29,8 @@ from safetensors.torch import save as st_save
 from .config import FORMAT_VERSION, RunConfig
 from .errors import CheckpointError
 from .files import atomic_write_bytes, atomic_write_text  # noqa: F401  (also vaekit.checkpoint's)
+from .rundir import BEST_FILE, CONFIG_FILE, LAST_FILE, METRICS_FILE  # noqa: F401  (the run's names, one table)
 
-CONFIG_FILE = "config.json"
-BEST_FILE = "model.safetensors"
-LAST_FILE = "last.safetensors"
-METRICS_FILE = "metrics.jsonl"
 
 
 def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:

@@ -21,21 +21,15 @@ from dataclasses import fields
 from .config import DataConfig, RunConfig, TrainConfig
 from .objectives import OBJECTIVES
 from .options import RESUME_FREE, RESUME_WHERE
+from .rundir import FRAMES_DIR, LOCK_FILE, PICTURE_FILES, RUN_FILES  # noqa: F401  (runs.* names kept)
 from .data import Dataset, load_data, prepare, to_unit
 from .errors import DataError, VaekitError, os_error_line
 from .models.likelihoods import BINARY, likelihood_class
 
-FRAMES_DIR = "frames"
-# pictures a run may hold (the names vaekit.plots writes); --force removes these too, and the frames
-PICTURE_FILES = ("manifold.png", "scatter.png", "reconstructions.png", "samples.png", "interpolation.png",
-                 "curves.png", "kl.png", "training.gif", "report.html")
-# what a run directory may hold; --force removes only these
-RUN_FILES = (ckpt.CONFIG_FILE, ckpt.BEST_FILE, ckpt.LAST_FILE, ckpt.METRICS_FILE, *PICTURE_FILES)
 # settings that only say when to stop, or where the data are: they may change when a run is resumed (the
 # latter with a note), as their fields declare (config.option(resume=...))
 RESUMABLE_CHANGES = tuple(f.name for f in fields(TrainConfig) if f.metadata.get("resume") == RESUME_FREE)
 WHERE_CHANGES = tuple(("data", f.name) for f in fields(DataConfig) if f.metadata.get("resume") == RESUME_WHERE)
-LOCK_FILE = ".lock"
 
 
 class RunLock:

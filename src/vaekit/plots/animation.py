@@ -18,9 +18,9 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from ..files import atomic_write_bytes
+from ..rundir import FRAMES_DIR, frame_path
 from .grids import image_grid, manifold_images
 
-FRAMES_DIR = "frames"
 _FRAME_RE = re.compile(r"epoch_(\d+)\.png$")
 
 
@@ -83,7 +83,7 @@ def save_frame(run_dir: str | Path, model, epoch: int, valid_elbo: float | None)
                          frame_label(epoch, valid_elbo, model.latent_dim, getattr(model, "conditional", False)))
     buf = io.BytesIO()
     frame.save(buf, format="PNG", optimize=False, compress_level=1)
-    path = Path(run_dir) / FRAMES_DIR / f"epoch_{epoch:04d}.png"
+    path = frame_path(run_dir, epoch)
     atomic_write_bytes(path, buf.getvalue())
     return path
 

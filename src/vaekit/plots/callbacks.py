@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from ..errors import VaekitError
+from ..rundir import frame_path
 from .animation import save_frame
 
 
@@ -66,7 +67,7 @@ class TensorBoard:
             for key in ("elbo", "reconstruction", "kl"):
                 self.writer.add_scalar(f"{key}/{split}", row[f"{split}_{key}"], epoch)
         self.writer.add_scalar("speed/images_per_second", row["images_per_second"], epoch)
-        frame = Path(run.run_dir) / "frames" / f"epoch_{epoch:04d}.png"
+        frame = frame_path(run.run_dir, epoch)
         if "frame_seconds" in row and frame.is_file():
             import numpy as np
             from PIL import Image
