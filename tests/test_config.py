@@ -65,3 +65,23 @@ def test_shipped_presets_are_valid():
     assert presets
     for p in presets:
         load_config(p)
+
+
+def test_building_a_config_reads_no_file_only_from_dict_resolves_your_data(tmp_path, monkeypatch):
+    """RunConfig() itself reads nothing: your folder or array is scanned once, by from_dict."""
+    import numpy as np
+
+    from vaekit.config import DataConfig
+    from vaekit.data import user
+
+    np.save(tmp_path / "x.npy", np.zeros((20, 8, 8), np.uint8))
+    data = DataConfig(name="array", data_file=str(tmp_path / "x.npy"))
+    with pytest.raises(VaekitError, match="not resolved yet: build it with RunConfig.from_dict"):
+        RunConfig(data=data)
+    scans = []
+    real = user.source_spec
+    monkeypatch.setattr(user, "source_spec", lambda dc: scans.append(dc) or real(dc))
+    cfg = RunConfig.from_dict({"data": {"name": "array", "data_file": str(tmp_path / "x.npy")}})
+    assert cfg.data.image_shape == (1, 8, 8) and cfg.model.arch == "conv" and len(scans) == 1
+    RunConfig(data=cfg.data, model=cfg.model)  # a resolved config builds with no scan
+    assert len(scans) == 1

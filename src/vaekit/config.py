@@ -136,7 +136,10 @@ class RunConfig:
 
     def __post_init__(self):
         lik = _models.LIKELIHOODS[self.model.likelihood.name]
-        d = _resolve.resolve_source(self.data)  # your folder or array: scanned once, its findings saved
+        d = self.data  # your folder or array was scanned by from_dict (resolve_source): no file is read here
+        if d.name in SOURCES and (d.image_shape is None or d.levels is None):
+            raise VaekitError(f"the {d.name} data of this config are not resolved yet: build it with "
+                              "RunConfig.from_dict(...), which scans them once (vaekit.data.resolve.resolve_source)")
         spec = _resolve.spec_of(d)
         # the likelihood's declaration of the pixels it models decides the binarization and dequantisation
         d = dataclasses.replace(
@@ -198,6 +201,8 @@ class RunConfig:
                 value = _resolve.image_defaults(parts["data"], value)
             try:
                 parts[key] = _SECTIONS[key](**value)
+                if key == "data":  # the one step that reads your images' folder or array, once
+                    parts[key] = _resolve.resolve_source(parts[key])
             except TypeError as e:  # e.g. a non-comparable type slipping through
                 raise VaekitError(f"{source}: bad value in [{key}]: {e}") from None
             except VaekitError as e:  # an unknown key says where it was found
