@@ -28,7 +28,7 @@ from . import models as _models
 from . import objectives as _objectives
 from .data import resolve as _resolve
 from .data.config import ARRAY_LAYOUTS, BINARIZE_CHOICES, DEQUANTIZE_CHOICES, DataConfig  # noqa: F401
-from .errors import VaekitError, unknown_name
+from .errors import VaekitError, require, unknown_name
 from .options import (RESUME_FREE, RESUME_SAME, PartConfig, PartSection, check_fields, num, option, options_of, part,
                       whole)
 
@@ -45,10 +45,6 @@ def registry(kind: str) -> dict[str, type]:
     """The parts of ``kind``: the model's (variant, arch, likelihood, prior) and the objectives."""
     return _objectives.OBJECTIVES if kind == "objective" else _models.REGISTRIES[kind]
 
-
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise VaekitError(msg)
 
 
 @dataclass(frozen=True, init=False)
@@ -118,7 +114,7 @@ class TrainConfig(PartSection):
     def __post_init__(self):
         check_fields(self, "train")
         able = [n for n, c in _objectives.OBJECTIVES.items() if getattr(c, "kl_weighted", False)]
-        _check(self.warmup_epochs == 0 or getattr(registry("objective")[self.objective.name], "kl_weighted", False),
+        require(self.warmup_epochs == 0 or getattr(registry("objective")[self.objective.name], "kl_weighted", False),
                f"KL warm-up weights the KL term, which the {self.objective.name} objective does not have (its bound "
                f"has no KL term to weight): drop --warmup-epochs, or use --objective {' or '.join(able)}")
 
@@ -152,7 +148,7 @@ class RunConfig:
             d = dataclasses.replace(d, image_shape=(3, d.image_size[0], d.image_size[-1]))
         object.__setattr__(self, "data", d)
         variant = self.model.variant.name
-        _check(not getattr(_models.VARIANTS[variant], "needs_labels", False) or d.classes,
+        require(not getattr(_models.VARIANTS[variant], "needs_labels", False) or d.classes,
                f"the {variant} variant is conditioned on labels but data set '{d.name}' has none; choose one with "
                f"labels ({', '.join(n for n, s in _data.DATASETS.items() if s.classes)}) or --variant vae")
         _models.likelihoods.check_data(lik.name, spec.binary, d.binarize, d.name, d.dequantize)

@@ -29,6 +29,12 @@ class CheckpointError(VaekitError):
     """A run directory or checkpoint is missing, damaged or does not match."""
 
 
+def require(cond: bool, msg: str) -> None:
+    """Raise :class:`VaekitError` with ``msg`` unless ``cond`` (never ``assert``, which ``python -O`` strips)."""
+    if not cond:
+        raise VaekitError(msg)
+
+
 def suggest(name: str, valid: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest valid name, or ``""``."""
     close = difflib.get_close_matches(str(name), list(valid), n=1, cutoff=0.5)

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import torch
 
 from .bounds import iwae_bound
-from .errors import VaekitError, unknown_name
+from .errors import VaekitError, require, unknown_name
 from .options import Option
 
 
@@ -47,9 +47,8 @@ def _labels(y: torch.Tensor | None) -> dict:
     return {} if y is None else {"y": y}
 
 
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise VaekitError(msg)
+
+SAMPLES_HELP = "samples of z per image: of the training ELBO, or the IWAE's K"  # one flag, --n-samples, for both
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +60,7 @@ class ELBO:
     n_samples: int = 1
     name = "elbo"
     kl_weighted = True  # has a KL term for --beta and KL warm-up to weight
-    options = (Option("n_samples", 1, "samples of z per image: of the training ELBO, or the IWAE's K", kind=int,
+    options = (Option("n_samples", 1, SAMPLES_HELP, kind=int,
                       check=lambda n: n >= 1, rule="a whole number >= 1"),
                Option("beta", 1.0, "weight of the KL term (beta-VAE); reported ELBOs always use 1",
                       check=lambda b: b >= 0, rule=">= 0"),
@@ -85,10 +84,10 @@ class ELBO:
         return part.free_bits > 0
 
     def __post_init__(self):
-        _check(self.beta >= 0 and math.isfinite(self.beta), f"beta (the KL weight) must be >= 0, got {self.beta!r}")
-        _check(self.free_bits >= 0 and math.isfinite(self.free_bits),
+        require(self.beta >= 0 and math.isfinite(self.beta), f"beta (the KL weight) must be >= 0, got {self.beta!r}")
+        require(self.free_bits >= 0 and math.isfinite(self.free_bits),
                f"free_bits must be >= 0 nats per latent dimension, got {self.free_bits!r}")
-        _check(isinstance(self.n_samples, int) and self.n_samples >= 1,
+        require(isinstance(self.n_samples, int) and self.n_samples >= 1,
                f"n_samples (samples of z per image) must be a whole number >= 1, got {self.n_samples!r}")
 
     @property
@@ -133,7 +132,7 @@ class IWAE:
     kl_weighted = False
     refuses = dict.fromkeys(("beta", "free_bits"), "the IWAE bound has no KL term to weight: drop --beta, --free-bits "
                             "and --warmup-epochs, or use --objective elbo")
-    options = (Option("k", 1, "samples of z per image: of the training ELBO, or the IWAE's K", kind=int,
+    options = (Option("k", 1, SAMPLES_HELP, kind=int,
                       alias="n_samples", check=lambda n: n >= 1, rule="a whole number >= 1"),)
 
     @classmethod
@@ -149,7 +148,7 @@ class IWAE:
         return {"iwae_bound": terms.bound}
 
     def __post_init__(self):
-        _check(isinstance(self.k, int) and self.k >= 1, f"the IWAE needs K >= 1 samples, got {self.k!r}")
+        require(isinstance(self.k, int) and self.k >= 1, f"the IWAE needs K >= 1 samples, got {self.k!r}")
 
     kl_weight = 1.0
 

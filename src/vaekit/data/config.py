@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import VaekitError, unknown_name
+from ..errors import require, unknown_name
 from ..options import RESUME_WHERE, check_fields, is_int, num, option, path_string, whole
 from .datasets import DATASETS, SOURCES
 from .resolve import SIZED_DATA
@@ -17,10 +17,6 @@ BINARIZE_CHOICES = ("none", "dynamic", "static")
 DEQUANTIZE_CHOICES = ("none", "uniform")
 ARRAY_LAYOUTS = ("NHW", "NHWC", "NCHW")
 
-
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise VaekitError(msg)
 
 
 @dataclass(frozen=True)
@@ -87,20 +83,20 @@ class DataConfig:
         if not isinstance(self.name, str) or self.name not in DATASETS and self.name not in SOURCES:
             raise unknown_name("data set", self.name, [*DATASETS, *SOURCES])
         check_fields(self, "data")
-        _check(self.valid_fraction + self.test_fraction < 1, f"valid_fraction + test_fraction must leave images to "
+        require(self.valid_fraction + self.test_fraction < 1, f"valid_fraction + test_fraction must leave images to "
                f"train on, got {self.valid_fraction:g} + {self.test_fraction:g}")
         parse_background(self.background)
-        _check(self.data_file is None or self.name == "array",
+        require(self.data_file is None or self.name == "array",
                f"--data-file is for --data array; data set '{self.name}' does not read it")
-        _check(self.image_size is None or self.name in SIZED_DATA,
+        require(self.image_size is None or self.name in SIZED_DATA,
                f"--image-size is for your own images ({', '.join(SIZED_DATA)}); '{self.name}' has a fixed size")
-        _check(self.name != "shapes" or self.image_size is None or (self.image_size[0] == self.image_size[-1] and
+        require(self.name != "shapes" or self.image_size is None or (self.image_size[0] == self.image_size[-1] and
                                                                     self.image_size[0] >= 8),
                f"shapes are drawn square: give one --image-size of 8 or more, got {self.image_size!r}")
-        _check(self.channels is None or self.name in SOURCES,
+        require(self.channels is None or self.name in SOURCES,
                f"--channels is for your own images (folder, array); '{self.name}' has fixed channels")
         spec = DATASETS.get(self.name)
-        _check(not (spec and spec.binary and self.binarize in ("dynamic", "static")), f"data set '{self.name}' is "
+        require(not (spec and spec.binary and self.binarize in ("dynamic", "static")), f"data set '{self.name}' is "
                f"already binary ({spec.variant if spec else ''}); drop --binarize {self.binarize} (or use 'none')")
 
 
