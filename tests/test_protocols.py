@@ -298,3 +298,31 @@ def test_a_toy_objective_reports_a_new_term_into_the_metrics(tmp_path, registere
     assert saved["train"]["objective"]["name"] == "elbo-and-rate" and saved["train"]["objective"]["rate_unit"] == 2.0
     for row in rows:  # the new term lands in metrics.jsonl beside the ELBO's
         assert row["train_rate_bits"] == pytest.approx(row["train_kl"] / math.log(2), rel=1e-6)
+
+
+def test_a_vae_and_a_cvae_take_the_same_batches():
+    """One data contract: batches() hands every model images [B, C, H, W] in [0, 1] (uint8 converted per batch)
+    and labels only when given; the training step and the objective take the same Batch for a VAE and a CVAE."""
+    from vaekit.config import ModelConfig
+    from vaekit.data import Batch, batches
+    from vaekit.models import build_model
+    from vaekit.objectives import ELBO
+    from vaekit.train import make_step
+
+    x = torch.randint(0, 256, (5, 1, 4, 4), dtype=torch.uint8)
+    y = torch.tensor([0, 1, 2, 1, 0])
+    got = list(batches(x, y, batch_size=2))
+    assert [len(b.x) for b in got] == [2, 2, 1] and all(isinstance(b, Batch) for b in got)
+    assert torch.equal(torch.cat([b.x for b in got]), x.float() / 255)
+    assert torch.equal(torch.cat([b.y for b in got]), y)
+    assert all(b.y is None for b in batches(x, None, 2))
+    torch.manual_seed(0)
+    for variant, labels in (("vae", None), ("cvae", y)):
+        model = build_model(ModelConfig(variant=variant, latent_dim=2, hidden=(8,)), (1, 4, 4), classes=3)
+        step = make_step(model, ELBO())
+        for b in batches(x, labels, batch_size=5):
+            terms = step(b)
+            assert torch.isfinite(terms.elbo) and terms.elbo < 0
+            assert torch.allclose(terms.elbo, terms.reconstruction - terms.kl, atol=1e-4)
+    with pytest.raises(vaekit.VaekitError, match="resolve \"auto\" first"):
+        make_step(model, ELBO(), precision="auto")

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .bounds import StreamingLogMeanExp, bits_per_dim
-from .data.dataset import Dataset, to_unit
+from .data.dataset import Dataset, batches
 from .errors import VaekitError
 from .limits import check_decoder_outputs, check_iw_samples
 from .objectives import ELBO
@@ -51,9 +51,8 @@ def elbo_sums(model, x: torch.Tensor, batch_size: int = 1000, n_samples: int = 1
     dev = _device(model)
     totals = torch.zeros(3, dtype=torch.float64)
     objective = ELBO(n_samples=n_samples)
-    for i in range(0, x.shape[0], batch_size):
-        yb = y[i : i + batch_size].to(dev) if y is not None else None
-        t = objective.terms(model, to_unit(x[i : i + batch_size].to(dev)), yb)
+    for b in batches(x, y, batch_size, dev):
+        t = objective.terms(model, b.x, b.y)
         totals += torch.stack([t.elbo, t.reconstruction, t.kl]).cpu().double()
     model.train(was_training)
     return totals
@@ -76,9 +75,8 @@ def _nll_per_image(model, x: torch.Tensor, iw_samples: int, batch_size: int, bar
     acc_dtype = torch.float32 if dev.type == "mps" else torch.float64  # MPS has no float64
     nll = torch.empty(n, dtype=torch.float64)
     rec_sum = kl_sum = 0.0
-    for i in range(0, n, batch_size):
-        xb = to_unit(x[i : i + batch_size].to(dev))
-        yb = y[i : i + batch_size].to(dev) if y is not None else None
+    i = 0
+    for xb, yb in batches(x, y, batch_size, dev):
         q = model.encode(xb, yb)
         prior = model.prior_given(yb)  # once per batch: the VampPrior runs the encoder on its pseudo-inputs
         kl_sum += float(model.kl(q, y=yb, prior=prior).sum())
@@ -91,6 +89,7 @@ def _nll_per_image(model, x: torch.Tensor, iw_samples: int, batch_size: int, bar
         nll[i : i + xb.shape[0]] = -acc.result().cpu().double()
         rec_sum += float(rec_b.double().sum()) / iw_samples
         bar.update(xb.shape[0])
+        i += xb.shape[0]
     return nll, rec_sum, kl_sum
 
 
@@ -113,6 +112,16 @@ def _check_inputs(model, n: int, d: int, iw_samples: int, batch_size: int, y):
 
     check_labels(y, n, model.classes)
     return y
+
+
+def _unpack(model, data, y, dequantized_levels):
+    """Images, labels and dequantised levels of ``data``: a :class:`Dataset` says them itself (labels only for a
+    model conditioned on them), a tensor comes with what the caller passed."""
+    if not isinstance(data, Dataset):
+        return data, y, dequantized_levels
+    if dequantized_levels is None and data.dequantized:
+        dequantized_levels = data.levels
+    return data.x, data.labels if y is None and getattr(model, "conditional", False) else y, dequantized_levels
 
 
 @torch.inference_mode()
@@ -140,11 +149,7 @@ def evaluate(model, x: torch.Tensor | Dataset, iw_samples: int = 1000, batch_siz
     (rank 0's share is seeded as a single process would seed the whole), and every rank
     returns the result over all images.
     """
-    if isinstance(x, Dataset):  # the data say what they are: dequantised levels, labels
-        if dequantized_levels is None and x.dequantized:
-            dequantized_levels = x.levels
-        y = x.labels if y is None and getattr(model, "conditional", False) else y
-        x = x.x
+    x, y, dequantized_levels = _unpack(model, x, y, dequantized_levels)
     n, d = x.shape[0], x[0].numel() if x.shape[0] else 0
     y = _check_inputs(model, n, d, iw_samples, batch_size, y)
     conditional = y is not None
@@ -197,10 +202,8 @@ def kl_per_dimension(model, x: torch.Tensor, batch_size: int = 1000, y: torch.Te
     (:meth:`vaekit.VAE.kl_per_dim`).
     """
     total = torch.zeros(model.latent_dim, dtype=torch.float64)
-    for i in range(0, x.shape[0], batch_size):
-        yb = y[i : i + batch_size] if y is not None else None
-        q = model.encode(to_unit(x[i : i + batch_size]), yb)
-        total += model.kl_per_dim(q, y=yb).double().sum(0).cpu()
+    for b in batches(x, y, batch_size):
+        total += model.kl_per_dim(model.encode(b.x, b.y), y=b.y).double().sum(0).cpu()
     return (total / x.shape[0]).float()
 
 
@@ -210,6 +213,5 @@ def unit_activity(model, x: torch.Tensor, batch_size: int = 1000, y: torch.Tenso
 
     A dimension is usually called active when this exceeds 0.01.
     """
-    means = torch.cat([model.latent_code(to_unit(x[i : i + batch_size]), y[i : i + batch_size] if y is not None else None)
-                       for i in range(0, x.shape[0], batch_size)])
+    means = torch.cat([model.latent_code(b.x, b.y) for b in batches(x, y, batch_size)])
     return means.var(dim=0, unbiased=False)

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
 from .config import RunConfig
-from .data import Dataset, binarize, dequantize, to_unit
+from .data import Batch, Dataset, batch, binarize, dequantize, to_unit
 from .distributed import Context, local_rows, shard
 from .errors import CheckpointError, DivergenceError, VaekitError
 from .evaluate import elbo_sums
@@ -91,21 +91,25 @@ def auto_compile(precision: str, device: torch.device | str, images: int) -> tup
 
 
 def make_step(model: torch.nn.Module, objective=None, precision: str = "fp32", compile: bool = False):
-    """The per-batch function of the training step: ``xb -> BatchTerms`` (sums over the batch).
+    """The per-batch function of the training step: :class:`~vaekit.data.Batch` ``-> BatchTerms`` (sums over the
+    batch).
 
-    ``model`` is the VAE, or its ``DistributedDataParallel`` wrapper. ``precision="bf16"``
-    or ``"fp16"`` (or ``"auto"``, see :func:`auto_precision`) runs it under autocast (the products; the model returns float32);
-    ``compile=True`` hands it to ``torch.compile``, which fuses its elementwise work
-    (about +20% with bf16 on a 2-core CPU, nothing measurable in float32).
+    ``model`` is the VAE, or its ``DistributedDataParallel`` wrapper. ``precision="bf16"`` or ``"fp16"`` runs it
+    under autocast (the products; the model returns float32); the precision is concrete here: ``"auto"`` is
+    resolved once, before (:func:`auto_precision`; a run does it in :mod:`vaekit.plan`). ``compile=True`` hands
+    it to ``torch.compile``, which fuses its elementwise work (about +20% with bf16 on a 2-core CPU, nothing
+    measurable in float32).
     """
     objective = objective or ELBO()
-    if precision == "auto":
-        precision = auto_precision(next(model.parameters()).device)[0]
+    if precision not in AUTOCAST_DTYPES:
+        raise VaekitError(f"make_step takes precision fp32, bf16 or fp16, got {precision!r}; resolve \"auto\" "
+                          "first with vaekit.trainer.auto_precision(device)")
     dtype = AUTOCAST_DTYPES[precision]
 
-    def step(xb: torch.Tensor, yb: torch.Tensor | None = None) -> BatchTerms:
-        with torch.autocast(device_type=xb.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            return objective.terms(model, xb) if yb is None else objective.terms(model, xb, yb)
+    def step(b: Batch) -> BatchTerms:
+        with torch.autocast(device_type=b.x.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            # labels only to a model conditioned on them: an objective for plain models may take (model, x) alone
+            return objective.terms(model, b.x) if b.y is None else objective.terms(model, b.x, b.y)
 
     return torch.compile(step) if compile else step
 
@@ -140,9 +144,9 @@ def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tens
     for i in range(0, n, batch_size):
         b = min(batch_size, n - i)  # this step's global batch; this rank's share of it follows
         mine = shard(b, world, rank)
-        xb = to_unit(x[pos : pos + mine.stop - mine.start])  # uint8 images become [0, 1] here, a batch at a time
-        terms = step(xb) if y is None else step(xb, y[pos : pos + mine.stop - mine.start])
-        pos += mine.stop - mine.start
+        rows = slice(pos, pos + mine.stop - mine.start)
+        terms = step(batch(x[rows], y[rows] if y is not None else None))  # uint8 becomes [0, 1] a batch at a time
+        pos = rows.stop
         loss = objective.loss(terms, b / world)
         bad = not torch.isfinite(loss)  # one host read; on a CPU it costs microseconds
         if ctx.any(bad):  # with several processes, agreed by all

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from ..data.dataset import batches
 from ..errors import unknown_name
 
 PROJECTIONS = ("pca", "tsne")
@@ -18,10 +19,8 @@ LABEL_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
 @torch.no_grad()
 def encode_means(model, x: torch.Tensor, batch_size: int = 1000, y: torch.Tensor | None = None) -> torch.Tensor:
     """Posterior means E_q[z|x] ``[N, L]`` (E_q[z|x, y] for a conditional model, given the labels ``y``)."""
-    if not getattr(model, "conditional", False):
-        return torch.cat([model.latent_code(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]).cpu()
-    return torch.cat([model.latent_code(x[i : i + batch_size], y[i : i + batch_size])
-                      for i in range(0, x.shape[0], batch_size)]).cpu()
+    y = y if getattr(model, "conditional", False) else None
+    return torch.cat([model.latent_code(b.x, b.y) for b in batches(x, y, batch_size)]).cpu()
 
 
 def project_2d(z: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, tuple[str, str]]:
