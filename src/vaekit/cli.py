@@ -15,10 +15,13 @@ from pathlib import Path
 from . import __version__
 from dataclasses import fields
 
-from .config import _SECTIONS, SOURCES, RunConfig, load_toml, registry, set_option
+from .config import _SECTIONS, RunConfig, load_toml, registry, set_option
 from .options import options_of
-from .distributed import DEVICES, teardown
+from .distributed import teardown
 from .errors import VaekitError, os_error_line
+from .cli_use import COMMANDS as USE_COMMANDS
+from .cli_common import (Parser, abs_dir, add_shared, check_run_dir, out_path, positive, run_config_for_data,
+                         writing)
 from .runs import RESUMABLE_CHANGES, WHERE_CHANGES
 
 EPILOG = """examples:
@@ -29,6 +32,10 @@ EPILOG = """examples:
   vaekit sample RUN_DIR -n 64 --out samples.png
   vaekit reconstruct RUN_DIR --split valid -n 32 --out recon.png
   vaekit plot RUN_DIR --kind manifold scatter --projection tsne --out figures/
+  vaekit encode RUN_DIR --split valid --out codes.csv
+  vaekit evaluate RUN_DIR --per-image scores.csv
+  vaekit fit-prior RUN_DIR --components 10 && vaekit sample RUN_DIR --sampler fitted
+  vaekit export RUN_DIR --format onnx --out onnx/
 """
 
 def _shown(default) -> str:
@@ -97,48 +104,6 @@ def cli_options():
                     yield section, pkey, pflag, pkw
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line usage errors: ``vaekit train: error: ... (see --help)``."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-def _abs_dir(path: str | None) -> str | None:
-    """Data folders are saved absolute, so a run can be evaluated from anywhere."""
-    return str(Path(path).expanduser().resolve()) if path else None
-
-
-# flags several subcommands take, defined once: (flags, argparse keyword arguments); a subcommand may reword
-# the help (``_shared(p, ("split", "split to evaluate"))``)
-SHARED = {
-    "run_dir": (("run_dir",), {"metavar": "RUN_DIR", "help": "a run directory written by 'vaekit train'"}),
-    "data": (("--data",), {"choices": None, "default": None, "help": "data set (default: the run's)"}),
-    "data_file": (("--data-file",), {"metavar": "FILE", "default": None,
-                                     "help": "array file of the data (default: the run's)"}),
-    "data_dir": (("--data-dir",), {"metavar": "DIR", "default": None,
-                                   "help": "folder of the data files (default: the run's)"}),
-    "split": (("--split",), {"choices": ("train", "valid", "test"), "default": "valid", "help": "split to use"}),
-    "seed": (("--seed",), {"type": int, "default": 0, "help": "random seed"}),
-    "device": (("--device",), {"choices": DEVICES, "default": "auto", "help": "auto: cuda, then mps, then cpu"}),
-    "no_progress": (("--no-progress",), {"action": "store_true", "help": "no progress bar"}),
-    "n": (("-n",), {"type": int, "default": 64, "help": "number of images"}),
-}
-
-
-def _shared(p, *names) -> None:
-    """Add the shared flags ``names`` (a name, or ``(name, help)`` to reword its help) to the parser ``p``."""
-    from .data import DATASETS
-
-    for name in names:
-        name, help = name if isinstance(name, tuple) else (name, None)
-        flags, kw = SHARED[name]
-        kw = dict(kw, **({"help": help} if help else {}))
-        if name == "data":
-            kw["choices"] = sorted(DATASETS) + list(SOURCES)
-        p.add_argument(*flags, **kw)
-
-
 def _train_parser(sub) -> None:
     t = sub.add_parser("train", help="train a VAE and write a run directory",
                        description="Train a VAE. With no options: the tutorial's MLP VAE with a 2-D latent on "
@@ -154,7 +119,7 @@ def _train_parser(sub) -> None:
                    help="compile the training step with torch.compile (needs a C++ compiler on a CPU; seconds, "
                         "once; +10-20%% with bf16 measured on a 2-core CPU, no gain measured in fp32). Default: on for "
                         "bf16/fp16 runs of 5 million images or more (epochs x training images), where it pays")
-    _shared(g, ("device", "where to train: auto picks cuda, then mps, then cpu; under torchrun each process takes "
+    add_shared(g, ("device", "where to train: auto picks cuda, then mps, then cpu; under torchrun each process takes "
                           "the GPU of its local rank (default: auto)"))
     g = t.add_argument_group("run directory")
     g.add_argument("--out", metavar="RUN_DIR", default=None,
@@ -165,7 +130,7 @@ def _train_parser(sub) -> None:
                         f"must equal the saved ones, so the command that started the run works as it is ({free} "
                         "may change)")
     g.add_argument("--force", action="store_true", help="overwrite an existing run directory")
-    _shared(g, "no_progress")
+    add_shared(g, "no_progress")
     g = t.add_argument_group("pictures")
     g.add_argument("--no-plots", action="store_true",
                    help="draw no figures, animation frames or report (by default all are written into the run)")
@@ -182,31 +147,40 @@ def _evaluate_parser(sub) -> None:
                        description="Evaluate a run: the ELBO, its terms and the importance-weighted estimate of "
                                    "-log p(x) (nats per image, and bits per dimension).",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    _shared(e, "run_dir", "data", "data_file", "data_dir", ("split", "split to evaluate"))
+    add_shared(e, "run_dir", "data", "data_file", "data_dir", ("split", "split to evaluate"), "keep_classes")
     e.add_argument("--iw-samples", type=int, metavar="K", default=1000,
                    help="importance samples per image for the NLL estimate")
-    e.add_argument("--batch-size", type=int, metavar="N", default=100, help="images per batch")
+    add_shared(e, "batch_size")
+    e.add_argument("--prior", choices=("trained", "fitted"), default="trained",
+                   help="p(z) to score with: the trained one, or the mixture 'vaekit fit-prior' fitted")
+    e.add_argument("--per-image", metavar="FILE", default=None,
+                   help="also write every image's NLL, ELBO, reconstruction, KL (nats) and bits/dim, with its "
+                        "index, label and file, to FILE (.csv or .npz)")
+    e.add_argument("--record", action="store_true",
+                   help="add these figures to the run's model card (RUN_DIR/README.md)")
     e.add_argument("--checkpoint", choices=("best", "last"), default="best",
                    help="best valid ELBO (model.safetensors) or the last epoch")
-    _shared(e, ("seed", "seed of the importance samples"), "device")
+    add_shared(e, ("seed", "seed of the importance samples"), "device")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    _shared(e, "no_progress")
+    add_shared(e, "no_progress")
 
 
 def _sample_parser(sub) -> None:
     s = sub.add_parser("sample", help="draw new images from the prior: z ~ p(z), decode",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    _shared(s, "run_dir", "n")
+    add_shared(s, "run_dir", "n")
     s.add_argument("--label", type=int, metavar="K", default=None,
                    help="a conditional model (--variant cvae): draw class K (default: a row of each class)")
-    _shared(s, "seed")
+    s.add_argument("--sampler", choices=("prior", "fitted"), default="prior",
+                   help="draw z from the trained prior, or from the mixture 'vaekit fit-prior' fitted")
+    add_shared(s, "seed")
     s.add_argument("--out", metavar="FILE.png", default=None, help="output image (default: RUN_DIR/samples.png)")
 
 
 def _reconstruct_parser(sub) -> None:
     r = sub.add_parser("reconstruct", help="images beside their reconstructions",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    _shared(r, "run_dir", ("split", "split to draw images from"), "data_dir")
+    add_shared(r, "run_dir", ("split", "split to draw images from"), "data_dir")
     r.add_argument("-n", type=int, default=32, help="number of images")
     r.add_argument("--out", metavar="FILE.png", default=None,
                    help="output image (default: RUN_DIR/reconstructions.png)")
@@ -219,11 +193,11 @@ def _plot_parser(sub) -> None:
                         description="Redraw pictures of a saved run from its checkpoint, metrics and frames. "
                                     f"Kinds: {', '.join(KINDS)} (default: all).",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    _shared(pl, "run_dir")
+    add_shared(pl, "run_dir")
     pl.add_argument("--kind", nargs="+", choices=KINDS, metavar="KIND", default=None,
                     help=f"which pictures, any of: {', '.join(KINDS)} (default: all)")
     pl.add_argument("--out", metavar="DIR", default=None, help="folder to write into (default: RUN_DIR)")
-    _shared(pl, "data_dir")
+    add_shared(pl, "data_dir")
     pl.add_argument("--dims", type=int, nargs=2, metavar=("I", "J"), default=None,
                     help="latent dimensions of the manifold grid (default: the two with the largest KL)")
     pl.add_argument("--projection", choices=PROJECTIONS, default="pca",
@@ -231,20 +205,15 @@ def _plot_parser(sub) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = Parser(
         prog="vaekit", description="Train, evaluate and sample Variational Autoencoders (Kingma & Welling, 2014).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"vaekit {__version__}")
     p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for build, _ in COMMANDS.values():
         build(sub)
     return p
-
-
-def _positive(value: int, name: str) -> None:
-    if value < 1:
-        raise VaekitError(f"{name} must be >= 1, got {value}")
 
 
 def cmd_train(a) -> int:
@@ -255,7 +224,7 @@ def cmd_train(a) -> int:
     flags = {(sec, key): flag for sec, key, flag, _ in cli_options()}
     given = {sk: getattr(a, f"{sk[0]}.{sk[1]}") for sk in flags if getattr(a, f"{sk[0]}.{sk[1]}") is not None}
     if ("data", "data_dir") in given:
-        given[("data", "data_dir")] = _abs_dir(given[("data", "data_dir")])
+        given[("data", "data_dir")] = abs_dir(given[("data", "data_dir")])
     if ("data", "data_file") in given:  # saved as an absolute path, so the run finds it from anywhere
         given[("data", "data_file")] = str(Path(given[("data", "data_file")]).resolve())
     if a.resume and not a.out:
@@ -276,7 +245,7 @@ def cmd_train(a) -> int:
         set_option(d, sec, key, value)
     cfg = RunConfig.from_dict(d, source=a.config or "options")
     if a.frame_every is not None:
-        _positive(a.frame_every, "--frame-every")
+        positive(a.frame_every, "--frame-every")
     callbacks = []
     if not a.no_plots:
         from .plots.callbacks import Pictures
@@ -309,27 +278,6 @@ def cmd_train(a) -> int:
     return 0
 
 
-def _run_config_for_data(run_dir: str, data: str | None, data_dir: str | None,
-                         data_file: str | None = None) -> RunConfig:
-    """The run's config, pointed at other data if asked (binarization re-resolved)."""
-    from .checkpoint import load_run_config
-
-    cfg = load_run_config(run_dir)
-    if data or data_dir or data_file:
-        override = {}
-        if data:
-            override["name"] = data
-            if data != cfg.data.name:
-                override["data_dir"] = data_dir
-                override["data_file"] = data_file
-        if data_dir:
-            override["data_dir"] = data_dir
-        if data_file:
-            override["data_file"] = str(Path(data_file).resolve())
-        cfg = cfg.override(data=override)
-    return cfg
-
-
 def cmd_evaluate(a) -> int:
     from .checkpoint import load
     from .limits import check_iw_samples
@@ -337,78 +285,86 @@ def cmd_evaluate(a) -> int:
     from .distributed import setup
     from .evaluate import evaluate
 
-    _positive(a.iw_samples, "--iw-samples")
-    _positive(a.batch_size, "--batch-size")
+    positive(a.iw_samples, "--iw-samples")
+    positive(a.batch_size, "--batch-size")
     check_iw_samples(a.iw_samples)  # before the data are read
+    if a.per_image:
+        from .encode import check_table_path
+
+        check_table_path(a.per_image, "--per-image")
     ctx = setup(a.device)
-    cfg = _run_config_for_data(a.run_dir, a.data, _abs_dir(a.data_dir), a.data_file)
+    cfg = run_config_for_data(a.run_dir, a.data, abs_dir(a.data_dir), a.data_file, a.keep_classes)
     model = load(a.run_dir, checkpoint=a.checkpoint, device=ctx.device)
+    prior = None
+    if a.prior == "fitted":
+        from .fitted import load_fitted_prior
+
+        prior = load_fitted_prior(a.run_dir, model).to(ctx.device)
     ds = ctx.main_first(lambda: load_split(cfg, a.split, model.image_shape))  # rank 0 downloads, if it must
     t0 = time.perf_counter()
     res = evaluate(model, ds, iw_samples=a.iw_samples, batch_size=a.batch_size, seed=a.seed,
-                   progress=not a.no_progress and not a.json, context=ctx)
+                   progress=not a.no_progress and not a.json, context=ctx, prior=prior, per_image=bool(a.per_image))
     if not ctx.is_main:
         return 0
+    per = res.pop("per_image", None)
     res["processes"] = ctx.world_size
-    res.update(split=a.split, data=cfg.data.name, binarization=cfg.describe_data(),
+    res.update(split=a.split, data=cfg.data.name, binarization=cfg.describe_data(), prior=a.prior,
                checkpoint=a.checkpoint, run_dir=str(a.run_dir), seconds=round(time.perf_counter() - t0, 3))
+    if per is not None:
+        from .encode import write_table
+
+        trace = {"index": ds.positions().numpy(), **({"source": ds.sources} if ds.sources is not None else {}),
+                 **({"label": ds.labels.numpy()} if ds.labels is not None else {})}
+        res["per_image_file"] = str(write_table({**trace, **per}, a.per_image))
+    if a.record:
+        from .card import record_evaluation
+        from .runs import RunLock
+
+        lock = RunLock(Path(a.run_dir)).acquire()  # not while a run trains there
+        try:
+            res["card"] = str(record_evaluation(a.run_dir, res))
+        finally:
+            lock.release()
     if a.json:
         print(json.dumps(res))
-    else:
-        print(f"{cfg.describe_data()}, split '{a.split}', {res['n_images']} images, checkpoint '{a.checkpoint}'")
-        print(f"  ELBO            {res['elbo']:10.3f} nats  (reconstruction {res['reconstruction']:.3f}, "
-              f"KL {res['kl']:.3f}, {res['kl_form']})")
-        print(f"  NLL (K={a.iw_samples:<5d})   {res['nll']:10.3f} nats  (+/- {res['nll_stderr']:.3f} s.e.), "
-              f"{res['bits_per_dim']:.4f} bits/dim")
-        if res["conditional"]:
-            print("  (a conditional model: the ELBO and NLL are of log p(x | y), given each image's label)")
+        return 0
+    _print_evaluation(res, a)
     return 0
 
 
-def _out_path(out: str | None, run_dir: str, default: str) -> Path:
-    path = Path(out) if out else Path(run_dir) / default
-    if path.is_dir():
-        raise VaekitError(f"--out '{path}' is a folder; name a .png file, such as '{path / default}'")
-    if path.suffix.lower() != ".png":
-        raise VaekitError(f"--out must name a .png file, got '{path}'")
-    if not path.parent.exists():
-        raise VaekitError(f"folder '{path.parent}' does not exist; create it or choose another --out")
-    return path
-
-
-def _writing(where: Path, fn, *args, **kwargs):
-    """Call ``fn``, which writes pictures into ``where`` (a file, or a folder); a file there that cannot be
-    written ends in one line naming it and what to do (not the hidden temporary file written first)."""
-    try:
-        return fn(*args, **kwargs)
-    except OSError as e:
-        target = Path(e.filename or "").resolve()
-        if e.filename and (target == where.resolve() or where.resolve() in target.parents):
-            raise VaekitError(f"{os_error_line(e, 'write')} (--out chooses where)") from None
-        raise
-
-
-def _run_dir(path: str) -> str:
-    """A run directory given to evaluate, sample, reconstruct or plot, checked before anything is done."""
-    from .checkpoint import load_run_config
-
-    load_run_config(path)  # says what is wrong: missing, not a run, no config
-    return path
+def _print_evaluation(res: dict, a) -> None:
+    fitted = ", with the fitted prior" if a.prior == "fitted" else ""
+    print(f"{res['binarization']}, split '{a.split}', {res['n_images']} images, checkpoint '{a.checkpoint}'{fitted}")
+    print(f"  ELBO            {res['elbo']:10.3f} nats  (reconstruction {res['reconstruction']:.3f}, "
+          f"KL {res['kl']:.3f}, {res['kl_form']})")
+    print(f"  NLL (K={a.iw_samples:<5d})   {res['nll']:10.3f} nats  (+/- {res['nll_stderr']:.3f} s.e.), "
+          f"{res['bits_per_dim']:.4f} bits/dim")
+    if res["conditional"]:
+        print("  (a conditional model: the ELBO and NLL are of log p(x | y), given each image's label)")
+    if "per_image_file" in res:
+        print(f"wrote {res['per_image_file']} (one row per image)")
+    if "card" in res:
+        print(f"recorded in {res['card']}")
 
 
 def cmd_sample(a) -> int:
     from .checkpoint import load
     from .plots import save_samples
 
-    _positive(a.n, "-n")
-    out = _out_path(a.out, _run_dir(a.run_dir), "samples.png")
+    positive(a.n, "-n")
+    out = out_path(a.out, check_run_dir(a.run_dir), "samples.png")
     model = load(a.run_dir)
     if a.label is not None and not getattr(model, "conditional", False):
         raise VaekitError("--label needs a conditional model (trained with --variant cvae); this run's model "
                           "ignores labels: drop --label")
     if a.label is not None and not 0 <= a.label < model.classes:
         raise VaekitError(f"--label {a.label}: this model's labels are 0..{model.classes - 1}")
-    path = _writing(out, save_samples, model, out, n=a.n, seed=a.seed, label=a.label)
+    sampler = None
+    if a.sampler == "fitted":
+        from .fitted import load_fitted_prior
+
+        sampler = load_fitted_prior(a.run_dir, model)
+    path = writing(out, save_samples, model, out, n=a.n, seed=a.seed, label=a.label, sampler=sampler)
     print(f"wrote {path}")
     return 0
 
@@ -419,12 +375,12 @@ def cmd_reconstruct(a) -> int:
     from .plots import save_reconstructions
     from .runs import load_split
 
-    _positive(a.n, "-n")
-    out = _out_path(a.out, _run_dir(a.run_dir), "reconstructions.png")
-    cfg = _run_config_for_data(a.run_dir, None, _abs_dir(a.data_dir))
+    positive(a.n, "-n")
+    out = out_path(a.out, check_run_dir(a.run_dir), "reconstructions.png")
+    cfg = run_config_for_data(a.run_dir, None, abs_dir(a.data_dir))
     model = load(a.run_dir)
     ds = load_split(cfg, a.split, model.image_shape)
-    path = _writing(out, save_reconstructions, model, to_unit(ds.x[: a.n]), out, n=a.n, y=ds.labels)
+    path = writing(out, save_reconstructions, model, to_unit(ds.x[: a.n]), out, n=a.n, y=ds.labels)
     print(f"wrote {path}")
     return 0
 
@@ -432,14 +388,14 @@ def cmd_reconstruct(a) -> int:
 def cmd_plot(a) -> int:
     from .plots import write_figures
 
-    out = Path(a.out) if a.out else Path(_run_dir(a.run_dir))
+    out = Path(a.out) if a.out else Path(check_run_dir(a.run_dir))
     if a.out:
-        _run_dir(a.run_dir)  # before a folder is made for it
+        check_run_dir(a.run_dir)  # before a folder is made for it
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise VaekitError(f"{os_error_line(e, 'create the folder')} (--out)") from None
-    written = _writing(out, write_figures, a.run_dir, kinds=a.kind or None, out_dir=out, data_dir=_abs_dir(a.data_dir),
+    written = writing(out, write_figures, a.run_dir, kinds=a.kind or None, out_dir=out, data_dir=abs_dir(a.data_dir),
                        dims=tuple(a.dims) if a.dims else None, projection=a.projection,
                        log=lambda m: print(m, file=sys.stderr))
     for path in written.values():
@@ -450,7 +406,7 @@ def cmd_plot(a) -> int:
 # each subcommand: the function that declares its flags, and the one that runs it
 COMMANDS = {"train": (_train_parser, cmd_train), "evaluate": (_evaluate_parser, cmd_evaluate),
             "sample": (_sample_parser, cmd_sample), "reconstruct": (_reconstruct_parser, cmd_reconstruct),
-            "plot": (_plot_parser, cmd_plot)}
+            "plot": (_plot_parser, cmd_plot), **USE_COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,30 +67,34 @@ def elbo_terms(model, x: torch.Tensor, batch_size: int = 1000, n_samples: int = 
 
 @torch.inference_mode()
 def _nll_per_image(model, x: torch.Tensor, iw_samples: int, batch_size: int, bar,
-                   y: torch.Tensor | None = None) -> tuple[torch.Tensor, float, float]:
-    """-log p(x) (or -log p(x|y)) estimates ``[N]`` (float64, CPU) and the summed reconstruction term and KL."""
+                   y: torch.Tensor | None = None, prior=None) -> dict[str, torch.Tensor]:
+    """Per image (float64 ``[N]`` on the CPU): ``nll``, -log p(x) (or -log p(x|y)) estimated with K samples, the
+    ``reconstruction`` term averaged over them and the ``kl`` (closed form, or one Monte Carlo sample). ``prior``:
+    another p(z) to score the model with (a fitted one), else the model's own."""
     n, d = x.shape[0], x[0].numel()
     dev = _device(model)
     chunk = chunk_samples(dev, iw_samples, batch_size, d)
     acc_dtype = torch.float32 if dev.type == "mps" else torch.float64  # MPS has no float64
-    nll = torch.empty(n, dtype=torch.float64)
-    rec_sum = kl_sum = 0.0
+    out = {k: torch.empty(n, dtype=torch.float64) for k in ("nll", "reconstruction", "kl")}
     i = 0
     for xb, yb in batches(x, y, batch_size, dev):
         q = model.encode(xb, yb)
-        prior = model.prior_given(yb)  # once per batch: the VampPrior runs the encoder on its pseudo-inputs
-        kl_sum += float(model.kl(q, y=yb, prior=prior).sum())
+        # once per batch: the VampPrior runs the encoder on its pseudo-inputs
+        p = prior if prior is not None else model.prior_given(yb)
+        kl = model.kl(q, y=yb, prior=p)
         acc = StreamingLogMeanExp()
         rec_b = torch.zeros(xb.shape[0], dtype=acc_dtype, device=dev)  # on the device: no wait per chunk
         for k in range(0, iw_samples, chunk):
-            log_w, log_px_z = model.log_weights(xb, min(chunk, iw_samples - k), q=q, y=yb, prior=prior)
+            log_w, log_px_z = model.log_weights(xb, min(chunk, iw_samples - k), q=q, y=yb, prior=p)
             acc.update(log_w.to(acc_dtype))
             rec_b += log_px_z.to(acc_dtype).sum(0)
-        nll[i : i + xb.shape[0]] = -acc.result().cpu().double()
-        rec_sum += float(rec_b.double().sum()) / iw_samples
+        rows = slice(i, i + xb.shape[0])
+        out["nll"][rows] = -acc.result().cpu().double()
+        out["reconstruction"][rows] = rec_b.cpu().double() / iw_samples
+        out["kl"][rows] = kl.cpu().double()
         bar.update(xb.shape[0])
-        i += xb.shape[0]
-    return nll, rec_sum, kl_sum
+        i = rows.stop
+    return out
 
 
 def _check_inputs(model, n: int, d: int, iw_samples: int, batch_size: int, y):
@@ -127,7 +131,8 @@ def _unpack(model, data, y, dequantized_levels):
 @torch.inference_mode()
 def evaluate(model, x: torch.Tensor | Dataset, iw_samples: int = 1000, batch_size: int = 100,
              seed: int = 0, progress: bool = False, context=None,
-             dequantized_levels: int | None = None, y: torch.Tensor | None = None) -> dict[str, Any]:
+             dequantized_levels: int | None = None, y: torch.Tensor | None = None, prior=None,
+             per_image: bool = False) -> dict[str, Any]:
     """ELBO terms and the importance-weighted NLL estimate over images ``x [N, D]``, or over a
     :class:`~vaekit.data.Dataset` (a split as :func:`vaekit.runs.load_split` gives it), which says itself
     whether its pixels are dequantised (``dequantized_levels``) and which labels a conditional model needs.
@@ -139,6 +144,12 @@ def evaluate(model, x: torch.Tensor | Dataset, iw_samples: int = 1000, batch_siz
     in closed form or a one-sample Monte Carlo estimate per image, as for the mixture priors),
     ``nll`` and ``nll_stderr`` (standard error over images), ``bits_per_dim``,
     ``iw_samples`` and ``n_images``. The images go to the model's device batch by batch.
+    ``per_image=True`` adds ``per_image``: the same figures for every image, float64 arrays ``[N]`` in the
+    order of ``x`` (``nll``, ``elbo``, ``reconstruction``, ``kl``, ``bits_per_dim``).
+
+    ``prior``: score the model with another p(z) than its own (a distribution with ``log_prob`` and
+    ``sample``, such as :func:`vaekit.fitted.load_fitted_prior`'s): the same decoder and encoder, so the
+    NLL is that of the latent-variable model with this prior, still an honest bound.
 
     ``dequantized_levels``: ``x`` holds ``k``-level data dequantised into [0, 1] and the model is a
     density; ``nll`` is then that density's, and ``bits_per_dim`` the standard figure for the discrete
@@ -152,13 +163,40 @@ def evaluate(model, x: torch.Tensor | Dataset, iw_samples: int = 1000, batch_siz
     x, y, dequantized_levels = _unpack(model, x, y, dequantized_levels)
     n, d = x.shape[0], x[0].numel() if x.shape[0] else 0
     y = _check_inputs(model, n, d, iw_samples, batch_size, y)
-    conditional = y is not None
+    per = _per_image(model, x, y, iw_samples, batch_size, seed, progress, context, prior)
+    offset = d * math.log(dequantized_levels) if dequantized_levels else 0.0
+    mean_nll = float(per["nll"].mean())
+    rec, kl = float(per["reconstruction"].sum()) / n, float(per["kl"].sum()) / n
+    result = {
+        "elbo": rec - kl,
+        "reconstruction": rec,
+        "kl": kl,
+        "kl_form": "Monte Carlo" if prior is not None else getattr(model, "kl_form", "closed form"),
+        "conditional": y is not None,  # True: every figure is of log p(x | y), given the labels
+        "nll": mean_nll,
+        "nll_stderr": float(per["nll"].std() / math.sqrt(n)) if n > 1 else float("nan"),
+        "bits_per_dim": bits_per_dim(mean_nll + offset, d),
+        "dequantized_levels": dequantized_levels,
+        "iw_samples": iw_samples,
+        "n_images": n,
+    }
+    if per_image:
+        nll = per["nll"].numpy()
+        result["per_image"] = {"nll": nll, "elbo": (per["reconstruction"] - per["kl"]).numpy(),
+                               "reconstruction": per["reconstruction"].numpy(), "kl": per["kl"].numpy(),
+                               "bits_per_dim": (nll + offset) / (d * math.log(2))}
+    return result
+
+
+def _per_image(model, x, y, iw_samples, batch_size, seed, progress, context, prior) -> dict[str, torch.Tensor]:
+    """:func:`_nll_per_image` over all images, seeded, in eval mode (the random state and mode restored after);
+    with several processes each rank takes its share and every rank gets all images' figures."""
     distributed = context is not None and context.distributed
     rank = context.rank if distributed else 0
     if distributed:
         from .distributed import shard
 
-        part = shard(n, context.world_size, rank)
+        part = shard(x.shape[0], context.world_size, rank)
         x, y = x[part], (y[part] if y is not None else None)
     was_training = model.training
     model.eval()
@@ -167,30 +205,15 @@ def evaluate(model, x: torch.Tensor | Dataset, iw_samples: int = 1000, batch_siz
     bar = tqdm(total=x.shape[0], desc=f"evaluate (K={iw_samples})", unit="img",
                disable=None if progress and rank == 0 else True, leave=False)
     try:
-        nll, rec_sum, kl_sum = _nll_per_image(model, x, iw_samples, batch_size, bar, y)
+        per = _nll_per_image(model, x, iw_samples, batch_size, bar, y, prior)
     finally:
         bar.close()
         torch.random.set_rng_state(gen_state)
         model.train(was_training)
     if distributed:
-        parts = context.all_gather((nll, rec_sum, kl_sum))
-        nll = torch.cat([p[0] for p in parts])
-        rec_sum, kl_sum = sum(p[1] for p in parts), sum(p[2] for p in parts)
-    rec, kl = rec_sum / n, kl_sum / n
-    mean_nll = float(nll.mean())
-    return {
-        "elbo": rec - kl,
-        "reconstruction": rec,
-        "kl": kl,
-        "kl_form": getattr(model, "kl_form", "closed form"),
-        "conditional": conditional,  # True: every figure is of log p(x | y), given the labels
-        "nll": mean_nll,
-        "nll_stderr": float(nll.std() / math.sqrt(n)) if n > 1 else float("nan"),
-        "bits_per_dim": bits_per_dim(mean_nll + (d * math.log(dequantized_levels) if dequantized_levels else 0.0), d),
-        "dequantized_levels": dequantized_levels,
-        "iw_samples": iw_samples,
-        "n_images": n,
-    }
+        parts = context.all_gather(per)
+        per = {k: torch.cat([p[k] for p in parts]) for k in per}
+    return per
 
 
 @torch.inference_mode()

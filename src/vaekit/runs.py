@@ -21,8 +21,10 @@ from dataclasses import fields
 from .config import DataConfig, RunConfig, TrainConfig
 from .objectives import OBJECTIVES
 from .options import RESUME_FREE, RESUME_WHERE
-from .rundir import FRAMES_DIR, LOCK_FILE, PICTURE_FILES, RUN_FILES  # noqa: F401  (runs.* names kept)
+from .rundir import EXPORT_DIR, EXPORT_FILES, FRAMES_DIR, LOCK_FILE, PICTURE_FILES, RUN_FILES  # noqa: F401
 from .data import Dataset, load_data, prepare, to_unit
+from .data.dataset import check_shape
+from .data.datasets import keep_classes
 from .errors import DataError, VaekitError, os_error_line
 from .models.likelihoods import BINARY, likelihood_class
 
@@ -172,6 +174,8 @@ def start_run_dir(run_dir: Path, resume: bool) -> None:
     if not resume:
         for name in RUN_FILES:
             (run_dir / name).unlink(missing_ok=True)
+        for name in EXPORT_FILES:  # graphs of the old run's weights
+            (run_dir / EXPORT_DIR / name).unlink(missing_ok=True)
         frames = run_dir / FRAMES_DIR
         for frame in frames.glob("epoch_*.png") if frames.is_dir() else []:
             frame.unlink()
@@ -245,17 +249,19 @@ def load_split(cfg: RunConfig, split: str, image_shape: tuple[int, ...] | None =
     """One split as the run saw it: read from the run's data folder (or ``data_dir``), binarized and dequantised
     as the run was, with one fixed sample, so that what is evaluated or drawn is the data the likelihood is a
     distribution over (the training split too). ``training``: the training split as the trainer takes it, left
-    for it to binarize or dequantise afresh each epoch. ``image_shape``: the model's, checked against the data."""
+    for it to binarize or dequantise afresh each epoch. ``image_shape``: the model's, checked against the data.
+    Only the images of ``keep_classes`` when the config names some, chosen after the pixels are prepared."""
     data = cfg.data if data_dir is None or data_dir == cfg.data.data_dir else \
         cfg.override(data={"data_dir": str(data_dir)}).data
     ds = load_data(data, split)
-    if image_shape is not None and tuple(ds.image_shape) != tuple(image_shape):
-        raise VaekitError(f"the model was trained on images of shape {tuple(image_shape)} but "
-                          f"'{cfg.data.name}' has {tuple(ds.image_shape)}; evaluate on data of the same size")
+    if image_shape is not None:
+        check_shape(ds.image_shape, image_shape, f"'{cfg.data.name}'")
     if training and split == "train" and (cfg.data.binarize == "dynamic" or cfg.data.dequantize == "uniform"):
         # re-binarized / re-dequantised by the trainer every epoch
-        return prepare(ds, cfg.data.binarize) if cfg.data.binarize == "static" else ds
-    return prepare(ds, cfg.data.binarize, dequantize_mode=cfg.data.dequantize)
+        ds = prepare(ds, cfg.data.binarize) if cfg.data.binarize == "static" else ds
+    else:
+        ds = prepare(ds, cfg.data.binarize, dequantize_mode=cfg.data.dequantize)
+    return keep_classes(ds, cfg.data.keep_classes) if cfg.data.keep_classes else ds
 
 
 def load_splits(cfg: RunConfig) -> tuple[Dataset, Dataset]:

@@ -165,7 +165,20 @@ def _train_owned(cfg: RunConfig, run_dir: Path, ctx: Context, train_ds: Dataset,
                 cb.on_close(view)
     if start_epoch >= cfg.train.epochs:
         log(f"{run_dir} already finished {tr.state.epoch} epochs; pass a larger --epochs to train on")
-    return TrainResult(run_dir, _best_model(cfg, ctx, run_dir, train_ds, callbacks, view), tr.state.history)
+    best = _best_model(cfg, ctx, run_dir, train_ds, callbacks, view)
+    if ctx.is_main and tr.state.epoch > start_epoch:
+        _write_card(run_dir, plan, ctx, log)
+    return TrainResult(run_dir, best, tr.state.history)
+
+
+def _write_card(run_dir: Path, plan, ctx: Context, log) -> None:
+    """The run's model card (README.md); a card that cannot be written is a note, the run is saved."""
+    from . import card
+
+    try:
+        card.record_training(run_dir, card.machine(plan.device, plan.precision, plan.compile, ctx.world_size))
+    except OSError as e:
+        log(f"note: the model card could not be written ({e}); the run itself is saved")
 
 
 def _best_model(cfg: RunConfig, ctx: Context, run_dir: Path, train_ds: Dataset, callbacks, view: RunView) -> VAE:

@@ -62,6 +62,11 @@ class DataConfig:
                                   rule="at least 0 and below 1")
     background: str = option("white", "what shows through transparent pixels: white, black, grey or #rrggbb",
                              metavar="COLOUR", check=path_string, rule="a colour name or #rrggbb")
+    keep_classes: tuple[int, ...] | None = option(
+        None, "labelled data: keep only the images of these classes (label numbers), in every split; e.g. train on "
+        "digits 0-8 and score the 9s as outliers", nargs="+", metavar="K", kind=int, default_text="all classes",
+        check=lambda v: isinstance(v, tuple) and len(v) >= 1 and all(is_int(e) and e >= 0 for e in v)
+        and len(set(v)) == len(v), rule="one or more distinct class numbers >= 0")
     skip_bad_images: bool = option(False, "leave unreadable image files out (counted and named) instead of stopping",
                                    check=lambda v: isinstance(v, bool), rule="true or false")
     # resolved from the data and saved: (C, H, W); distinct pixel values (2: binary); label classes and their
@@ -75,11 +80,12 @@ class DataConfig:
     n_files: int | None = None
 
     def __post_init__(self):
-        for key in ("image_shape", "image_size", "class_names"):
+        for key in ("image_shape", "image_size", "class_names", "keep_classes"):
             if isinstance(getattr(self, key), list):
                 object.__setattr__(self, key, tuple(getattr(self, key)))
-        if is_int(self.image_size):
-            object.__setattr__(self, "image_size", (self.image_size,))
+        for key in ("image_size", "keep_classes"):
+            if is_int(getattr(self, key)):
+                object.__setattr__(self, key, (getattr(self, key),))
         if not isinstance(self.name, str) or self.name not in DATASETS and self.name not in SOURCES:
             raise unknown_name("data set", self.name, [*DATASETS, *SOURCES])
         check_fields(self, "data")

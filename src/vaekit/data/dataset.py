@@ -7,7 +7,7 @@ training, evaluation and the pictures read only these. Nothing else of vaekit is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator, NamedTuple
 
 import torch
@@ -26,6 +26,26 @@ class Dataset:
     levels: int  # distinct pixel values: 2 for binary images, 256 for 8-bit ones, 17 for digits
     dequantized: bool = False  # levels spread uniformly over their bins (x no longer on the levels)
     class_names: tuple[str, ...] | None = None
+    # where each image came from, so a row of a result can be traced to it: a folder's file (relative to the
+    # folder), an array's row in its file; None for a named set (its position in the split says it)
+    sources: tuple[str, ...] | None = None
+    # each image's position in the split as the source gives it (before any filter such as keep_classes)
+    index: torch.Tensor | None = None
+
+    def positions(self) -> torch.Tensor:
+        """Each image's position in its split as the source gives it ``[N]`` (int64)."""
+        return self.index if self.index is not None else torch.arange(len(self))
+
+    def with_pixels(self, x: torch.Tensor, **changes) -> "Dataset":
+        """The same images' record with other pixels (binarized, dequantised): labels and trace kept."""
+        return replace(self, x=x, **changes)
+
+    def subset(self, keep: torch.Tensor) -> "Dataset":
+        """The images where ``keep`` (a boolean mask ``[N]``) is true, their labels, trace and positions kept."""
+        rows = keep.nonzero().flatten()
+        return replace(self, x=self.x[rows], labels=self.labels[rows] if self.labels is not None else None,
+                       sources=tuple(self.sources[i] for i in rows.tolist()) if self.sources is not None else None,
+                       index=self.positions()[rows])
 
     @property
     def binary(self) -> bool:
@@ -48,6 +68,20 @@ class Batch(NamedTuple):
     y: torch.Tensor | None = None
 
 
+def check_shape(image_shape: tuple[int, ...], want: tuple[int, ...], what: str) -> None:
+    """One line unless images of ``what`` (of ``image_shape``) have the model's shape ``want``: which of channels
+    or size differs, and the option that makes your own images match."""
+    got, want = tuple(image_shape), tuple(want)
+    if got == want:
+        return
+    from ..errors import VaekitError
+
+    other = "channels" if got[0] != want[0] else "size"
+    fix = f"--channels {want[0]}" if other == "channels" else f"--image-size {want[1]} {want[2]}"
+    raise VaekitError(f"the model was trained on images of shape {want} (channels, height, width) but {what} has "
+                      f"{got}: other {other}; give data like the run's ({fix} makes your own images match)")
+
+
 def to_unit(x: torch.Tensor) -> torch.Tensor:
     """Pixels as float32 in [0, 1]: uint8 images (0..255) are divided by 255, float ones pass unchanged."""
     return x.float().div_(255.0) if x.dtype == torch.uint8 else x
@@ -67,4 +101,4 @@ def batches(x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 10
         yield batch(x[i : i + batch_size], y[i : i + batch_size] if y is not None else None, device)
 
 
-__all__ = ["Batch", "Dataset", "batch", "batches", "to_unit"]
+__all__ = ["Batch", "Dataset", "batch", "batches", "check_shape", "to_unit"]

@@ -196,8 +196,26 @@ def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = 
     return Dataset(x, y, spec.image_shape, name, split, spec.levels, class_names=spec.class_names)
 
 
+def keep_classes(ds: Dataset, classes: tuple[int, ...]) -> Dataset:
+    """The images of ``ds`` whose label is one of ``classes`` (their positions in the split kept, for tracing)."""
+    if ds.labels is None:
+        raise DataError(f"--keep-classes needs labelled data, but '{ds.name}' ({ds.split}) has no labels; drop it")
+    known = int(ds.labels.max()) + 1 if len(ds.labels) else 0
+    n_classes = len(ds.class_names) if ds.class_names else known
+    bad = [c for c in classes if c >= n_classes]
+    if bad:
+        raise DataError(f"--keep-classes {' '.join(map(str, bad))}: '{ds.name}' has classes 0..{n_classes - 1}")
+    kept = ds.subset(torch.isin(ds.labels, torch.tensor(classes, dtype=ds.labels.dtype)))
+    if len(kept) == 0:
+        raise DataError(f"--keep-classes {' '.join(map(str, classes))} leaves no images in the {ds.split} split of "
+                        f"'{ds.name}'")
+    return kept
+
+
 def load_data(data, split: str, progress: bool | None = None) -> Dataset:
-    """One split of the data a :class:`~vaekit.config.DataConfig` names: a named set, a folder or an array."""
+    """One split of the data a :class:`~vaekit.config.DataConfig` names: a named set, a folder or an array (all its
+    classes: :func:`vaekit.runs.load_split` keeps ``keep_classes`` after the pixels are prepared, so an image has
+    the same binary sample whichever classes are kept)."""
     if data.name in SOURCES:
         from .user import load_source
 
@@ -246,10 +264,8 @@ def prepare(ds: Dataset, mode: str, seed: int = 0, dequantize_mode: str = "none"
     """
     split_seed = {"train": 1, "valid": 2, "test": 3}[ds.split] + 1000 * seed
     if mode != "none" and not ds.binary:
-        ds = Dataset(binarize(to_unit(ds.x), split_seed), ds.labels, ds.image_shape, ds.name, ds.split, 2,
-                     class_names=ds.class_names)
+        ds = ds.with_pixels(binarize(to_unit(ds.x), split_seed), levels=2)
     if dequantize_mode == "uniform":  # one fixed noise sample per split, as for the binarization
         x = dequantize(to_unit(ds.x), ds.levels, seed=split_seed + 500)
-        ds = Dataset(x, ds.labels, ds.image_shape, ds.name, ds.split, ds.levels, dequantized=True,
-                     class_names=ds.class_names)
+        ds = ds.with_pixels(x, dequantized=True)
     return ds

@@ -223,6 +223,7 @@ def load_source(dc, split: str, progress: bool | None = None, log=print):
     if src.kind == "array":
         idx = src.splits[split]
         x = src.array[idx]
+        sources = tuple(f"row {i}" for i in np.asarray(idx).tolist())
     else:
         files = src.splits[split]
         if split == "train" and src.skipped_files:
@@ -232,11 +233,20 @@ def load_source(dc, split: str, progress: bool | None = None, log=print):
             raise empty_split_error(dc, src, split)
         x, kept = _decode_cached(files, dc, src, split, progress, log)
         labels = [labels[i] for i in kept] if labels is not None else None
+        sources = tuple(_relative(files[i], src.where) for i in kept)
     if len(x) == 0:
         raise empty_split_error(dc, src, split)
     xt = torch.from_numpy(np.ascontiguousarray(x))
     yt = torch.as_tensor(np.asarray(labels, dtype=np.int64)) if labels is not None else None
-    return Dataset(xt, yt, src.image_shape, dc.name, split, src.levels, class_names=src.class_names)
+    return Dataset(xt, yt, src.image_shape, dc.name, split, src.levels, class_names=src.class_names, sources=sources)
+
+
+def _relative(path: Path, root) -> str:
+    """A file's name relative to its data folder (the whole path when it lies elsewhere)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(root).resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _decode_cached(files: list[Path], dc, src: Source, split: str, progress, log):

@@ -186,18 +186,19 @@ class VAE(nn.Module):
         return self.encode(x, y).mean
 
     @torch.no_grad()
-    def sample(self, n: int, mean: bool = True, y: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(self, n: int, mean: bool = True, y: torch.Tensor | None = None, prior=None) -> torch.Tensor:
         """n new images ``[n, C, H, W]`` drawn from p(x) = int p(x|z) p(z) dz, no MCMC: z ~ p(z), decode.
 
         With ``mean=True`` (the usual picture) returns the mean of p(x|z); ``y``: the labels to
-        draw, for a conditional model.
+        draw, for a conditional model; ``prior``: another p(z) to draw z from (a fitted one).
         """
         if self.conditional and y is None:
             raise VaekitError("a conditional model draws given labels: pass y= (one class number per image)")
         if y is not None and self.conditional and len(y) != n:
             raise VaekitError(f"give one label per image to draw: n = {n}, {len(y)} labels")
-        p = self.prior_given(y)
-        z = p.sample(() if self._given(self.prior, y) else (n,))  # a conditional prior: one z per label
+        p = prior if prior is not None else self.prior_given(y)
+        # a conditional prior: one z per label
+        z = p.sample(() if prior is None and self._given(self.prior, y) else (n,))
         px = self.decode(z, y)
         return self.images(px.mean if mean else px.sample())
 

@@ -74,8 +74,9 @@ class Sheet:
         return False
 
 
-def save_samples(model, path: str | Path, n: int = 64, seed: int = 0, label: int | None = None) -> Path:
-    return save_figure(samples_figure(model, n, seed, label), path)
+def save_samples(model, path: str | Path, n: int = 64, seed: int = 0, label: int | None = None,
+                 sampler=None) -> Path:
+    return save_figure(samples_figure(model, n, seed, label, sampler), path)
 
 
 def save_reconstructions(model, x: torch.Tensor, path: str | Path, n: int = 32, y: torch.Tensor | None = None) -> Path:

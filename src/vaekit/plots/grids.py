@@ -93,23 +93,25 @@ def _with_seed(seed: int, fn):
         torch.random.set_rng_state(state)
 
 
-def samples_figure(model, n: int = 64, seed: int = 0, label: int | None = None) -> Figure:
+def samples_figure(model, n: int = 64, seed: int = 0, label: int | None = None, sampler=None) -> Figure:
     """Means of p(x|z) for ``n`` draws z ~ p(z): new images straight from the model. A conditional model
-    draws ``label`` (all ``n`` of that class), or without one a row of each class."""
-    prior = "N(0, I)" if model.kl_form == "closed form" else f"the {type(model.prior).__name__}"
+    draws ``label`` (all ``n`` of that class), or without one a row of each class. ``sampler``: another p(z) to
+    draw z from (a fitted prior: :mod:`vaekit.fitted`), named in the title by its ``describe()``."""
+    prior = sampler.describe() if sampler is not None else \
+        "N(0, I)" if model.kl_form == "closed form" else f"the {type(model.prior).__name__}"
     conditional_rows = getattr(model, "conditional", False) and label is None
     check_picture(model.classes * max(1, math.ceil(n / model.classes)) if conditional_rows else n, model.image_shape,
                   "-n")
     if not getattr(model, "conditional", False):
-        grid = image_grid(_with_seed(seed, lambda: model.sample(n)), model.image_shape)
+        grid = image_grid(_with_seed(seed, lambda: model.sample(n, prior=sampler)), model.image_shape)
         return _grid_figure(grid, f"{n} samples from the prior (mean of p(x|z), z ~ {prior})")
     if label is not None:
         y = torch.full((n,), int(label), dtype=torch.long)
-        grid = image_grid(_with_seed(seed, lambda: model.sample(n, y=y)), model.image_shape)
+        grid = image_grid(_with_seed(seed, lambda: model.sample(n, y=y, prior=sampler)), model.image_shape)
         return _grid_figure(grid, f"{n} samples of label {label} (mean of p(x|z, y={label}), z ~ {prior})")
     per = max(1, math.ceil(n / model.classes))
     y = class_labels(model, per)
-    grid = image_grid(_with_seed(seed, lambda: model.sample(len(y), y=y)), model.image_shape, nrow=per)
+    grid = image_grid(_with_seed(seed, lambda: model.sample(len(y), y=y, prior=sampler)), model.image_shape, nrow=per)
     return _grid_figure(grid, f"samples, one row per label 0..{model.classes - 1} (mean of p(x|z, y), z ~ {prior})")
 
 
