@@ -147,6 +147,17 @@ def test_keep_classes_trains_on_some_and_scores_the_others(tmp_path, capsys):
     assert "classes 0..9" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("kind", ["mlp", "conv"])
+def test_fit_prior_on_every_kind_of_run(runs, kind, tmp_path):
+    assert main(["fit-prior", str(runs[kind]), "--components", "2", "--covariance", "diag", "--codes", "mean"]) == 0
+    model = vaekit.load(runs[kind])
+    prior = vaekit.fitted.load_fitted_prior(runs[kind], model)
+    assert prior.covariance == "diag" and prior.info["codes"] == "mean"
+    ds = load_split(model.config, "valid", model.image_shape)
+    assert np.isfinite(evaluate(model, ds, iw_samples=5, prior=prior)["nll"])
+    assert main(["sample", str(runs[kind]), "--sampler", "fitted", "-n", "4", "--out", str(tmp_path / "s.png")]) == 0
+
+
 def test_a_fitted_prior_samples_and_scores_honestly(runs, tmp_path, capsys):
     run = runs["cvae"]
     assert main(["evaluate", str(run), "--prior", "fitted"]) == 1

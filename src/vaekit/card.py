@@ -18,7 +18,10 @@ from typing import Any
 import torch
 
 from . import __version__
+from .checkpoint import load
+from .config import RunConfig
 from .files import atomic_write_text
+from .models import describe
 from .rundir import BEST_FILE, CARD_FACTS_FILE, CARD_FILE, CONFIG_FILE, METRICS_FILE
 
 
@@ -68,7 +71,7 @@ def record_training(run_dir: str | Path, trained_on: dict[str, Any]) -> Path:
 def record_evaluation(run_dir: str | Path, result: dict[str, Any]) -> Path:
     """Add one evaluation (``vaekit evaluate --record``) to the card: replaces an earlier one of the same split,
     checkpoint, prior and K."""
-    keys = ("split", "checkpoint", "prior", "iw_samples")
+    keys = ("data", "split", "keep_classes", "checkpoint", "prior", "iw_samples")
     row = {k: result.get(k) for k in (*keys, "nll", "nll_stderr", "elbo", "reconstruction", "kl", "bits_per_dim",
                                       "n_images", "binarization", "seconds")}
     facts = read_facts(run_dir)
@@ -91,10 +94,6 @@ def _metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 def render(run_dir: str | Path) -> str:
     """The card's Markdown, from the run's files."""
-    from .checkpoint import load
-    from .config import RunConfig
-    from .models import describe
-
     run_dir = Path(run_dir)
     cfg = RunConfig.from_dict(json.loads((run_dir / CONFIG_FILE).read_text()), source=str(run_dir / CONFIG_FILE))
     rows, facts = _metrics(run_dir), read_facts(run_dir)
@@ -148,7 +147,11 @@ def render(run_dir: str | Path) -> str:
     evals = facts.get("evaluations", [])
     for e in evals:
         prior = "" if e.get("prior") in (None, "trained") else f", with the {e['prior']} prior"
-        lines += [f"- {e['split']} split ({e['n_images']:,} images, checkpoint '{e['checkpoint']}'{prior}): "
+        data = f" of {e['binarization']}" if e.get("data") not in (None, d.name) else ""
+        keep = e.get("keep_classes")
+        keep = "" if keep == (list(d.keep_classes) if d.keep_classes else None) else \
+            f", classes {' '.join(map(str, keep))}" if keep else ", all classes"
+        lines += [f"- {e['split']} split{data} ({e['n_images']:,} images{keep}, checkpoint '{e['checkpoint']}'{prior}): "
                   f"NLL {e['nll']:.2f} ± {e['nll_stderr']:.2f} nats (importance-weighted, K = {e['iw_samples']:,}), "
                   f"{e['bits_per_dim']:.4f} bits/dim; ELBO {e['elbo']:.2f}"]
     if not evals:

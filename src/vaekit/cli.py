@@ -151,7 +151,7 @@ def _evaluate_parser(sub) -> None:
     e.add_argument("--iw-samples", type=int, metavar="K", default=1000,
                    help="importance samples per image for the NLL estimate")
     add_shared(e, "batch_size")
-    e.add_argument("--prior", choices=("trained", "fitted"), default="trained",
+    e.add_argument("--prior", dest="pz", choices=("trained", "fitted"), default="trained",
                    help="p(z) to score with: the trained one, or the mixture 'vaekit fit-prior' fitted")
     e.add_argument("--per-image", metavar="FILE", default=None,
                    help="also write every image's NLL, ELBO, reconstruction, KL (nats) and bits/dim, with its "
@@ -296,7 +296,7 @@ def cmd_evaluate(a) -> int:
     cfg = run_config_for_data(a.run_dir, a.data, abs_dir(a.data_dir), a.data_file, a.keep_classes)
     model = load(a.run_dir, checkpoint=a.checkpoint, device=ctx.device)
     prior = None
-    if a.prior == "fitted":
+    if a.pz == "fitted":
         from .fitted import load_fitted_prior
 
         prior = load_fitted_prior(a.run_dir, model).to(ctx.device)
@@ -308,7 +308,8 @@ def cmd_evaluate(a) -> int:
         return 0
     per = res.pop("per_image", None)
     res["processes"] = ctx.world_size
-    res.update(split=a.split, data=cfg.data.name, binarization=cfg.describe_data(), prior=a.prior,
+    res.update(split=a.split, data=cfg.data.name, binarization=cfg.describe_data(), prior=a.pz,
+               keep_classes=list(cfg.data.keep_classes) if cfg.data.keep_classes else None,
                checkpoint=a.checkpoint, run_dir=str(a.run_dir), seconds=round(time.perf_counter() - t0, 3))
     if per is not None:
         from .encode import write_table
@@ -333,7 +334,7 @@ def cmd_evaluate(a) -> int:
 
 
 def _print_evaluation(res: dict, a) -> None:
-    fitted = ", with the fitted prior" if a.prior == "fitted" else ""
+    fitted = ", with the fitted prior" if a.pz == "fitted" else ""
     print(f"{res['binarization']}, split '{a.split}', {res['n_images']} images, checkpoint '{a.checkpoint}'{fitted}")
     print(f"  ELBO            {res['elbo']:10.3f} nats  (reconstruction {res['reconstruction']:.3f}, "
           f"KL {res['kl']:.3f}, {res['kl_form']})")

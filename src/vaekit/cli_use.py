@@ -6,6 +6,7 @@ flags and calls one library function; :mod:`vaekit.cli` registers them with the 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -123,7 +124,59 @@ def cmd_export(a) -> int:
     return 0
 
 
+def _explore_parser(sub) -> None:
+    x = sub.add_parser("explore", help="walk through the latent space in the browser: a local page on the model",
+                       description="Serve a page on 127.0.0.1 that decodes any point of the latent plane live, shows "
+                                   "the valid images as points coloured by label, a slider for every latent "
+                                   "dimension (by KL), images with their posterior, drawings encoded, "
+                                   "interpolations and samples. Stops with Ctrl-C. --export writes the page as one "
+                                   "file that runs the model itself (MLP and gated-MLP models).",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_shared(x, "run_dir")
+    x.add_argument("--port", type=int, default=0, help="port to listen on (0: a free one)")
+    x.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; anything but 127.0.0.1 or localhost lets other machines reach it")
+    x.add_argument("--dims", type=int, nargs=2, metavar=("I", "J"), default=None,
+                   help="the plane of latent dimensions I and J (default: the two dimensions of a 2-D latent, "
+                        "else the PCA plane of the posterior means)")
+    x.add_argument("--export", metavar="PAGE.html", default=None,
+                   help="write a self-contained page (no server, no Python) instead of serving")
+    add_shared(x, "device")
+
+
+def cmd_explore(a) -> int:
+    from .distributed import resolve_device
+    from .explore import Explorer, export_page, make_server
+
+    check_run_dir(a.run_dir)
+    dims = tuple(a.dims) if a.dims else None
+    if a.export:
+        path = export_page(a.run_dir, a.export, dims)
+        print(f"wrote {path}: open it in a browser, no server needed")
+        return 0
+    if not 0 <= a.port <= 65535:
+        raise VaekitError(f"--port must be 0..65535, got {a.port}")
+    if a.host not in ("127.0.0.1", "localhost"):
+        print(f"warning: listening on {a.host}: other machines that reach it can use the page and the model",
+              file=sys.stderr, flush=True)
+    explorer = Explorer(a.run_dir, dims=dims, device=resolve_device(a.device))
+    try:
+        server = make_server(explorer, a.host, a.port)
+    except OSError as e:
+        raise VaekitError(f"cannot listen on {a.host}:{a.port} ({e.strerror or e}); choose another --port") from None
+    host, port = server.server_address[:2]
+    print(f"vaekit explore: serving {a.run_dir} at http://{'127.0.0.1' if host == '127.0.0.1' else a.host}:{port}/ "
+          "(Ctrl-C stops it)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("vaekit explore: stopped", flush=True)
+    finally:
+        server.server_close()
+    return 0
+
+
 COMMANDS = {"encode": (_encode_parser, cmd_encode), "fit-prior": (_fit_prior_parser, cmd_fit_prior),
-            "export": (_export_parser, cmd_export)}
+            "export": (_export_parser, cmd_export), "explore": (_explore_parser, cmd_explore)}
 
 __all__ = ["COMMANDS"]

@@ -18,9 +18,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .checkpoint import load
 from .data.dataset import Dataset, batches, check_shape, to_unit
 from .errors import VaekitError
 from .files import atomic_write_bytes
+from .models.likelihoods import BINARY
+from .runs import load_split
 
 TABLE_SUFFIXES = (".npz", ".csv")
 
@@ -29,8 +32,6 @@ def model_and_data(model_or_run, data=None, split: str = "valid", device: str | 
     """The model (a loaded VAE, or the run directory to load it from) and the data to use with it: ``data`` as
     given (a :class:`~vaekit.data.Dataset` or images ``[N, C, H, W]``), or the run's ``split``."""
     if isinstance(model_or_run, (str, Path)):
-        from .checkpoint import load
-
         model = load(model_or_run, device=device)
     else:
         model = model_or_run
@@ -38,8 +39,6 @@ def model_and_data(model_or_run, data=None, split: str = "valid", device: str | 
         cfg = getattr(model, "config", None)
         if cfg is None:
             raise VaekitError("this model knows no run to take data from: pass data= (a Dataset or images)")
-        from .runs import load_split
-
         data = load_split(cfg, split, model.image_shape)
     return model, check_data(model, data)
 
@@ -58,8 +57,6 @@ def check_data(model, data) -> Dataset:
     x = to_unit(data.x[:1000])
     if x.numel() and (not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1):
         raise VaekitError("images must hold pixels in [0, 1] (floats) or 0..255 (uint8)")
-    from .models.likelihoods import BINARY
-
     if getattr(model.decoder.likelihood, "accepts", None) == BINARY and not data.binary:
         odd = x[(x != 0) & (x != 1)]
         if odd.numel():

@@ -17,9 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save
 from torch import distributions as D
 
+from .checkpoint import tensors_digest
+from .data.dataset import batches
 from .errors import VaekitError
+from .files import atomic_write_bytes
 from .rundir import FITTED_PRIOR_FILE
 
 COVARIANCES = ("full", "diag")
@@ -74,8 +79,6 @@ def training_codes(model, data, codes: str = "sample", draws: int = 1, seed: int
                    batch_size: int = 1000) -> np.ndarray:
     """Codes of the images ``data`` (a :class:`~vaekit.data.Dataset`) for the fit ``[N * draws, L]`` (float64):
     ``draws`` samples z ~ q(z|x) per image (``codes="sample"``), or the posterior means (``"mean"``)."""
-    from .data.dataset import batches
-
     if codes not in CODES:
         raise VaekitError(f"codes must be one of {', '.join(CODES)}, got {codes!r}")
     dev = next(iter(model.parameters()), torch.empty(0)).device
@@ -127,17 +130,11 @@ def fit_prior(model, data, components: int = 10, covariance: str = "full", codes
 
 def weights_digest(model) -> str:
     """The digest of the model's weights the mixture was fitted to (a mixture fitted to other weights is refused)."""
-    from .checkpoint import tensors_digest
-
     return tensors_digest(model.state_dict())
 
 
 def save_fitted_prior(prior: FittedPrior, run_dir: str | Path) -> Path:
     """Write the mixture into the run directory (safetensors, atomically; its ``info`` as JSON metadata)."""
-    from safetensors.torch import save
-
-    from .files import atomic_write_bytes
-
     path = Path(run_dir) / FITTED_PRIOR_FILE
     tensors = {"weights": prior.weights.float().contiguous(), "means": prior.means.float().contiguous(),
                "covariances": prior.covariances.float().contiguous()}
@@ -148,17 +145,12 @@ def save_fitted_prior(prior: FittedPrior, run_dir: str | Path) -> Path:
 def load_fitted_prior(run_dir: str | Path, model=None) -> FittedPrior:
     """The mixture ``vaekit fit-prior`` saved in a run directory, checked against ``model`` (its latent size and
     the weights it was fitted to); one line saying how to make it when absent or stale."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     path = Path(run_dir) / FITTED_PRIOR_FILE
     if not path.is_file():
         raise VaekitError(f"'{run_dir}' has no fitted prior ({FITTED_PRIOR_FILE}); fit one first: "
                           f"vaekit fit-prior {run_dir} --components 10")
     try:
         tensors = load_file(str(path))
-        from safetensors import safe_open
-
         with safe_open(str(path), "pt") as f:
             info = json.loads((f.metadata() or {}).get("vaekit", "{}"))
         prior = FittedPrior(tensors["weights"], tensors["means"], tensors["covariances"], info)
