@@ -106,12 +106,17 @@ def make_step(model: torch.nn.Module, objective=None, precision: str = "fp32", c
                           "first with vaekit.trainer.auto_precision(device)")
     dtype = AUTOCAST_DTYPES[precision]
 
-    def step(b: Batch) -> BatchTerms:
-        with torch.autocast(device_type=b.x.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+    def terms(xb: torch.Tensor, yb: torch.Tensor | None = None) -> BatchTerms:
+        with torch.autocast(device_type=xb.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             # labels only to a model conditioned on them: an objective for plain models may take (model, x) alone
-            return objective.terms(model, b.x) if b.y is None else objective.terms(model, b.x, b.y)
+            return objective.terms(model, xb) if yb is None else objective.terms(model, xb, yb)
 
-    return torch.compile(step) if compile else step
+    inner = torch.compile(terms) if compile else terms  # compiled on tensors: no guards on the Batch itself
+
+    def step(b: Batch) -> BatchTerms:
+        return inner(b.x) if b.y is None else inner(b.x, b.y)
+
+    return step
 
 
 def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tensor, batch_size: int,

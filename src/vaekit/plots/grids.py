@@ -104,7 +104,8 @@ def samples_figure(model, n: int = 64, seed: int = 0, label: int | None = None, 
                   "-n")
     if not getattr(model, "conditional", False):
         grid = image_grid(_with_seed(seed, lambda: model.sample(n, prior=sampler)), model.image_shape)
-        return _grid_figure(grid, f"{n} samples from the prior (mean of p(x|z), z ~ {prior})")
+        source = "from the prior" if sampler is None else "from a fitted prior"
+        return _grid_figure(grid, f"{n} samples {source} (mean of p(x|z), z ~ {prior})")
     if label is not None:
         y = torch.full((n,), int(label), dtype=torch.long)
         grid = image_grid(_with_seed(seed, lambda: model.sample(n, y=y, prior=sampler)), model.image_shape)
