@@ -298,14 +298,16 @@ def test_fp16_with_a_gradient_scaler_matches_fp32_and_resumes_exactly(tmp_path):
         assert torch.equal(straight[k], resumed[k]), k
 
 
-def test_compiled_fp32_training_matches_eager(tmp_path, monkeypatch):
+def test_compiled_fp32_training_matches_eager(tmp_path):
     """torch.compile changes no number beyond rounding. Compiled code draws its noise with
     its own generator; fallback_random makes it draw eager PyTorch's, so the runs compare."""
     import torch._inductor.config
 
-    monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
-    eager = vaekit.train(cfg(epochs=2, precision="fp32"), tmp_path / "e", progress=False, log=quiet)
-    compiled = vaekit.train(cfg(epochs=2, precision="fp32"), tmp_path / "c", progress=False, compile=True, log=quiet)
+    # the config's own patch restores the setting (monkeypatch would delete it, breaking torch.export later)
+    with torch._inductor.config.patch(fallback_random=True):
+        eager = vaekit.train(cfg(epochs=2, precision="fp32"), tmp_path / "e", progress=False, log=quiet)
+        compiled = vaekit.train(cfg(epochs=2, precision="fp32"), tmp_path / "c", progress=False, compile=True,
+                                log=quiet)
     for a, b in zip(eager.history, compiled.history):  # same noise, fused kernels: equal up to rounding
         assert abs(a["valid_elbo"] - b["valid_elbo"]) < 0.01, (a["valid_elbo"], b["valid_elbo"])
         assert abs(a["train_elbo"] - b["train_elbo"]) < 0.01, (a["train_elbo"], b["train_elbo"])
