@@ -81,7 +81,7 @@ def _nll_per_image(model, x: torch.Tensor, iw_samples: int, batch_size: int, bar
         q = model.encode(xb, yb)
         # once per batch: the VampPrior runs the encoder on its pseudo-inputs
         p = prior if prior is not None else model.prior_given(yb)
-        kl = model.kl(q, y=yb, prior=p)
+        kl = model.kl_estimate(xb, q, y=yb, prior=p)
         acc = StreamingLogMeanExp()
         rec_b = torch.zeros(xb.shape[0], dtype=acc_dtype, device=dev)  # on the device: no wait per chunk
         for k in range(0, iw_samples, chunk):

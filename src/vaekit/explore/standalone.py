@@ -90,6 +90,9 @@ def export_page(run_dir: str | Path, out: str | Path, dims: tuple[int, int] | No
         raise VaekitError(f"folder '{out.parent}' does not exist; create it or choose another --export")
     ex = Explorer(run_dir, dims=dims, max_points=EXPORT_POINTS)
     m = ex.model
+    if not getattr(m, "page_exportable", True):
+        raise VaekitError(f"the page cannot run this {type(m).__name__}'s chain of networks; explore it with the "
+                          "server: vaekit explore RUN")
     embedded = {"encoder": {"layers": _layers(m.encoder, "encoder")},
                 "decoder": {"layers": _layers(m.decoder, "decoder"), "likelihood": _likelihood(m)},
                 "prior": _prior(m, ex.conditional), "info": ex.info()}

@@ -20,6 +20,7 @@ from .likelihoods import (DISCRETE, LIKELIHOODS, BernoulliLikelihood, Continuous
                           make_likelihood)
 from .conv import ConvDecoder, ConvEncoder, max_levels
 from .cvae import CVAE, LabelConditioned
+from .hvae import HVAE
 from .priors import PRIORS, MixturePrior, StandardNormalPrior, VampPrior, make_prior
 from .vae import VAE, ELBOTerms
 
@@ -117,7 +118,7 @@ class ConvNetworks:
 
 
 ARCHITECTURES = {"mlp": MLPNetworks, "gated-mlp": GatedMLPNetworks, "conv": ConvNetworks}
-VARIANTS = {"vae": VAE, "cvae": CVAE}
+VARIANTS = {"vae": VAE, "cvae": CVAE, "hvae": HVAE}
 REGISTRIES = {"variant": VARIANTS, "arch": ARCHITECTURES, "likelihood": LIKELIHOODS, "prior": PRIORS}
 
 
@@ -182,7 +183,7 @@ def describe(cfg, image_shape: tuple[int, int, int], classes: int | None, model:
 
 
 __all__ = [
-    "ARCHITECTURES", "CVAE", "ConvDecoder", "ConvEncoder", "ConvNetworks", "LIKELIHOODS", "LabelConditioned",
+    "ARCHITECTURES", "CVAE", "HVAE", "ConvDecoder", "ConvEncoder", "ConvNetworks", "LIKELIHOODS", "LabelConditioned",
     "PRIORS", "REGISTRIES", "VARIANTS", "VAE", "ELBOTerms", "Bernoulli", "BernoulliLikelihood",
     "ContinuousBernoulliLikelihood", "LearnedGaussianLikelihood", "LogisticLikelihood",
     "GatedMLPDecoder", "GatedMLPEncoder", "GatedMLPNetworks", "MLPNetworks",

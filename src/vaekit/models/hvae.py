@@ -1,0 +1,147 @@
+"""``variant = "hvae"``: two stochastic layers, in the form of Tomczak & Welling's hierarchical VAE (2018):
+
+* inference q(z1, z2 | x) = q(z2 | x) q(z1 | x, z2);
+* generative p(x, z1, z2) = p(x | z1, z2) p(z1 | z2) p(z2), with any registered prior as p(z2) (a VampPrior
+  passes its pseudo-inputs through q(z2 | x), the top encoder it is built on).
+
+Every conditional is a diagonal Gaussian from an MLP of the chosen arch (``mlp`` or ``gated-mlp``, the widths of
+``hidden``, dropout as set); ``latent_dim`` is the size of the top layer z2 and ``z1_dim`` that of the lower one.
+The top layer is "the latent" for the rest of vaekit: ``encode`` is q(z2|x), ``decode(z2)`` is p(x | z1, z2)
+at z1 = the mean of p(z1|z2), and the pictures, codes and explorer see z2. The ELBO and the log-weights
+of the importance-weighted bound sum both layers:
+
+    log w = log p(x|z1,z2) + log p(z1|z2) + log p(z2) - log q(z1|x,z2) - log q(z2|x),  (z1, z2) ~ q.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..errors import VaekitError
+from ..kl import gaussian_kl_per_dim
+from ..options import Option
+from .decoders import MLPDecoder
+from .distributions import DiagonalNormal
+from .encoders import MLPEncoder
+from .vae import VAE, ELBOTerms
+
+
+def _reshaped(q: DiagonalNormal, lead: tuple[int, ...]) -> DiagonalNormal:
+    return DiagonalNormal(q.mu.reshape(*lead, q.mu.shape[-1]), q.logvar.reshape(*lead, q.logvar.shape[-1]))
+
+
+class HVAE(VAE):
+    """A VAE with two stochastic layers: ``encoder`` q(z2|x), ``lower_encoder`` q(z1|x, z2), ``lower_prior``
+    p(z1|z2) and ``decoder`` p(x|z1, z2)."""
+
+    options = (Option("z1_dim", None, "hvae: size of the lower stochastic layer z1 (the top layer z2 has "
+                      "--latent-dim)", kind=int, metavar="N", default_text="the same as --latent-dim",
+                      check=lambda n: n >= 1, rule="a whole number >= 1"),)
+    page_exportable = False  # the explorer's self-contained page runs one decoder network, not this chain
+
+    def __init__(self, encoder, lower_encoder, lower_prior, decoder, prior, image_shape):
+        super().__init__(encoder, decoder, prior, image_shape)
+        self.lower_encoder, self.lower_prior = lower_encoder, lower_prior
+
+    @staticmethod
+    def describe(classes: int | None) -> str:
+        return "hvae (two stochastic layers, z1 under the top z2), "
+
+    @classmethod
+    def from_parts(cls, encoder, decoder, prior_cls, cfg, image_shape, classes) -> "HVAE":
+        """The top encoder comes from the arch; the other three networks are built here from the same arch."""
+        if not isinstance(encoder, MLPEncoder) or not isinstance(decoder, MLPDecoder):
+            raise VaekitError("the hvae variant has its MLP form (--arch mlp or gated-mlp) only so far; the conv "
+                              "form is not built yet")
+        a, l2 = cfg.arch, cfg.latent_dim
+        l1 = cfg.variant.z1_dim or l2
+        d = math.prod(image_shape)
+        hidden, dropout = tuple(a.hidden), a.dropout
+        enc_cls, dec_cls = type(encoder), type(decoder)
+        lower_encoder = enc_cls(d, hidden, l1, cond_dim=l2, dropout=dropout)  # q(z1 | x, z2): x with z2 beside it
+        lower_prior = enc_cls(l2, hidden, l1, dropout=dropout)  # p(z1 | z2)
+        likelihood = decoder.likelihood
+        top_decoder = dec_cls(l2, tuple(reversed(hidden)), d * likelihood.params_per_pixel, likelihood,
+                              cond_dim=l1, dropout=dropout)  # p(x | z1, z2): z2 with z1 beside it
+        return cls(encoder, lower_encoder, lower_prior, top_decoder, prior_cls.from_config(cfg, encoder=encoder),
+                   image_shape)
+
+    @property
+    def z1_dim(self) -> int:
+        return self.lower_prior.latent_dim
+
+    # ---- the lower layer ----------------------------------------------------------------------------------------
+    def _lower(self, x: torch.Tensor, z2: torch.Tensor) -> tuple[DiagonalNormal, DiagonalNormal]:
+        """q(z1|x, z2) and p(z1|z2) for samples ``z2 [..., B, L2]`` of the images ``x [B, D]``."""
+        lead = z2.shape[:-1]
+        z2f = z2.reshape(-1, z2.shape[-1])
+        xf = x.expand(*lead, x.shape[-1]).reshape(-1, x.shape[-1])
+        return _reshaped(self.lower_encoder(xf, cond=z2f), lead), _reshaped(self.lower_prior(z2f), lead)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None):
+        """p(x | z1, z2) at a top code ``z [..., L2]``, z1 at the mean of p(z1 | z2)."""
+        lead = z.shape[:-1]
+        z1 = self.lower_prior(z.reshape(-1, z.shape[-1])).mu.reshape(*lead, self.z1_dim)
+        return self.decoder(z, cond=z1)
+
+    @property
+    def kl_form(self) -> str:
+        top = "closed form" if super().kl_form == "closed form" else "Monte Carlo"
+        return f"{top} for z2, closed form for z1 given one sample of z2"
+
+    def kl_estimate(self, x: torch.Tensor, q: DiagonalNormal, y: torch.Tensor | None = None, prior=None):
+        """KL(q(z1, z2|x) || p(z1, z2)) per image from one sample of z2: the top layer's (closed form for a
+        Gaussian prior) plus KL(q(z1|x, z2) || p(z1|z2)) in closed form."""
+        p = prior if prior is not None else self.prior_given(y)
+        z2 = q.rsample()
+        q1, p1 = self._lower(self.pixels(x), z2)
+        top = q.kl(p) if isinstance(p, DiagonalNormal) else q.log_prob(z2) - p.log_prob(z2)
+        return top + q1.kl(p1)
+
+    # ---- the bounds ---------------------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, n_samples: int = 1, kl_per_dim: bool = False,
+                log_weights: bool = False, y: torch.Tensor | None = None) -> ELBOTerms:
+        """Per-image ELBO terms with ``n_samples`` samples of (z1, z2); ``kl_per_dim``: the KL of every dimension of
+        both layers ``[B, L2 + L1]`` (z2's first), what free bits clamp."""
+        if log_weights:
+            return self.log_weights(x, n_samples)
+        q2, xf = self.encode(x), self.pixels(x)
+        z2 = q2.rsample() if n_samples == 1 else q2.rsample((n_samples,))
+        q1, p1 = self._lower(xf, z2)
+        z1 = q1.rsample()
+        rec = self.decoder(z2, cond=z1).log_prob(xf)
+        p = self.prior_given()
+        closed = isinstance(p, DiagonalNormal)
+        top = q2.kl(p) if closed else q2.log_prob(z2) - p.log_prob(z2)
+        lower = q1.kl(p1)
+        if n_samples > 1:
+            rec, lower = rec.mean(0), lower.mean(0)
+            top = top if closed else top.mean(0)
+        kl = top + lower
+        if not kl_per_dim:
+            return ELBOTerms(rec - kl, rec, kl)
+        top_dims = self.kl_per_dim(q2, z2, prior=p)
+        lower_dims = gaussian_kl_per_dim(q1.mu, q1.logvar, p1.mu, p1.logvar)
+        if n_samples > 1:
+            lower_dims = lower_dims.mean(0)
+        per = torch.cat([top_dims, lower_dims], dim=-1)
+        return ELBOTerms(rec - kl, rec, kl, per, None if closed else kl - per.sum(-1))
+
+    def log_weights(self, x: torch.Tensor, n_samples: int, q: DiagonalNormal | None = None,
+                    y: torch.Tensor | None = None, prior=None):
+        """log w_k of both layers for (z1, z2)_k ~ q; ``(log_w, log p(x|z1, z2))``, both ``[K, B]``."""
+        q2 = q if q is not None else self.encode(x)
+        p = prior if prior is not None else self.prior_given()
+        xf = self.pixels(x)
+        z2 = q2.rsample((n_samples,))
+        q1, p1 = self._lower(xf, z2)
+        z1 = q1.rsample()
+        log_px = self.decoder(z2, cond=z1).log_prob(xf)
+        log_w = log_px + p1.log_prob(z1) + p.log_prob(z2) - q1.log_prob(z1) - q2.log_prob(z2)
+        return log_w, log_px
+
+
+__all__ = ["HVAE"]
