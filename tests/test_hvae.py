@@ -103,3 +103,20 @@ def test_what_the_hvae_refuses_says_so_in_one_line(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "--arch mlp or gated-mlp" in err
     assert main(["train", "--data", "digits", "--variant", "hvae", "--z1-dim", "0", "--out", str(tmp_path / "z")]) == 1
     assert "z1_dim" in capsys.readouterr().err
+
+
+def test_downstream_sees_the_top_layer(tmp_path):
+    """The explorer's server, the fitted prior and the pictures take the top layer; the exported page refuses."""
+    from vaekit.explore import Explorer, export_page
+    from vaekit.fitted import fit_prior
+
+    run = tmp_path / "r"
+    res = vaekit.train(cfg(epochs=1), run, progress=False, log=quiet)
+    ex = Explorer(run)
+    info = ex.info()
+    assert info["latent_dim"] == 1 and len(info["points"]["uv"]) == len(ex.data)
+    assert ex.decode({"z": [[0.5], [-0.5]]})["n"] == 2
+    prior = fit_prior(res.model, load_split(res.model.config, "train"), components=2)
+    assert np.isfinite(evaluate(res.model, load_split(res.model.config, "valid"), iw_samples=5, prior=prior)["nll"])
+    with pytest.raises(vaekit.VaekitError, match="explore it with the server"):
+        export_page(run, tmp_path / "p.html")
