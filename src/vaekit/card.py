@@ -98,17 +98,22 @@ def render(run_dir: str | Path) -> str:
     cfg = RunConfig.from_dict(json.loads((run_dir / CONFIG_FILE).read_text()), source=str(run_dir / CONFIG_FILE))
     rows, facts = _metrics(run_dir), read_facts(run_dir)
     model = load(run_dir)
-    d, t = cfg.data, cfg.train
     best = max(rows, key=lambda r: r["valid_elbo"]) if rows else None
-    seconds = rows[-1].get("elapsed_seconds", sum(r.get("epoch_seconds", 0) for r in rows)) if rows else 0
-    on = facts.get("trained_on", {})
+    lines = (_about(cfg, model, facts) + _training(cfg, rows, best, facts.get("trained_on", {}))
+             + _results(cfg, run_dir, best, facts.get("evaluations", [])) + _use(cfg, run_dir, model))
+    return "\n".join(lines)
+
+
+def _about(cfg, model, facts) -> list[str]:
+    d = cfg.data
     kept = f", classes {' '.join(map(str, d.keep_classes))} only" if d.keep_classes else ""
-    lines = [
+    channels = f"{d.image_shape[0]} channel{'s' if d.image_shape[0] > 1 else ''}"
+    return [
         f"# {d.name}: a variational autoencoder trained with vaekit",
         "",
         f"A {'conditional ' if getattr(model, 'conditional', False) else ''}VAE of {d.name} images "
-        f"{'x'.join(map(str, d.image_shape[1:]))} with {d.image_shape[0]} channel{'s' if d.image_shape[0] > 1 else ''}"
-        f", trained by vaekit {on.get('vaekit', __version__)}. Every figure below is one this run measured.",
+        f"{'x'.join(map(str, d.image_shape[1:]))} with {channels}, trained by vaekit "
+        f"{facts.get('trained_on', {}).get('vaekit', __version__)}. Every figure below is one this run measured.",
         "",
         "## Data",
         "",
@@ -122,12 +127,15 @@ def render(run_dir: str | Path) -> str:
         f"- {describe(cfg.model, d.image_shape, d.classes, model)}",
         f"- latent dimensions: {cfg.model.latent_dim}; objective: {_objective(cfg)}",
         "",
-        "## Training",
-        "",
     ]
+
+
+def _training(cfg, rows, best, on) -> list[str]:
+    t, lines = cfg.train, ["## Training", ""]
     if best is not None:
-        n_train = round(rows[-1]["images_per_second"] * rows[-1]["epoch_seconds"]) if "images_per_second" in rows[-1] \
-            else None
+        seconds = rows[-1].get("elapsed_seconds", sum(r.get("epoch_seconds", 0) for r in rows))
+        last = rows[-1]
+        n_train = round(last["images_per_second"] * last["epoch_seconds"]) if "images_per_second" in last else None
         lines += [f"- {len(rows)} of {t.epochs} epochs in {seconds:.1f} s"
                   + (f" over {n_train:,} training images" if n_train else "") + " "
                   f"(batch {t.batch_size}, learning rate {t.lr:g}, seed {t.seed}); best valid ELBO at epoch "
@@ -139,12 +147,15 @@ def render(run_dir: str | Path) -> str:
                   f"{'es' if on['processes'] > 1 else ''}), precision {on['precision']}"
                   f"{', compiled' if on['compiled'] else ''}; PyTorch {on['torch']}, Python {on['python']}; "
                   f"finished {on['finished']}"]
-    lines += ["", "## Results", ""]
+    return lines
+
+
+def _results(cfg, run_dir, best, evals) -> list[str]:
+    d, lines = cfg.data, ["", "## Results", ""]
     if best is not None:
         lines += [f"- best valid ELBO {best['valid_elbo']:.2f} nats per image (reconstruction "
                   f"{best['valid_reconstruction']:.2f}, KL {best['valid_kl']:.2f}), measured during training on "
                   "the valid split"]
-    evals = facts.get("evaluations", [])
     for e in evals:
         prior = "" if e.get("prior") in (None, "trained") else f", with the {e['prior']} prior"
         data = f" of {e['binarization']}" if e.get("data") not in (None, d.name) else ""
@@ -157,7 +168,11 @@ def render(run_dir: str | Path) -> str:
     if not evals:
         lines += [f"- the NLL is not measured yet: `vaekit evaluate {run_dir} --split valid --iw-samples 1000 "
                   "--record` measures it and adds it here"]
-    lines += [
+    return lines
+
+
+def _use(cfg, run_dir, model) -> list[str]:
+    return [
         "", "## Use it", "",
         "```python",
         "import vaekit",
@@ -185,7 +200,6 @@ def render(run_dir: str | Path) -> str:
         "it is not meant for decisions about people.",
         "",
     ]
-    return "\n".join(lines)
 
 
 def _objective(cfg) -> str:
