@@ -36,6 +36,7 @@ EPILOG = """examples:
   vaekit evaluate RUN_DIR --per-image scores.csv
   vaekit fit-prior RUN_DIR --components 10 && vaekit sample RUN_DIR --sampler fitted
   vaekit export RUN_DIR --format onnx --out onnx/
+  vaekit explore RUN_DIR                        # the latent space in the browser, on 127.0.0.1
 """
 
 def _shown(default) -> str:
