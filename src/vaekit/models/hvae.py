@@ -4,8 +4,8 @@
 * generative p(x, z1, z2) = p(x | z1, z2) p(z1 | z2) p(z2), with any registered prior as p(z2) (a VampPrior
   passes its pseudo-inputs through q(z2 | x), the top encoder it is built on).
 
-Every conditional is a diagonal Gaussian from an MLP of the chosen arch (``mlp`` or ``gated-mlp``, the widths of
-``hidden``, dropout as set); ``latent_dim`` is the size of the top layer z2 and ``z1_dim`` that of the lower one.
+Every conditional is a diagonal Gaussian from a network of the chosen arch (``mlp`` or ``gated-mlp``: the widths
+of ``hidden``, dropout as set; ``conv``: q(z1|x, z2) and p(x|z1, z2) convolutional, p(z1|z2) an MLP); ``latent_dim`` is the size of the top layer z2 and ``z1_dim`` that of the lower one.
 The top layer is "the latent" for the rest of vaekit: ``encode`` is q(z2|x), ``decode(z2)`` is p(x | z1, z2)
 at z1 = the mean of p(z1|z2), and the pictures, codes and explorer see z2. The ELBO and the log-weights
 of the importance-weighted bound sum both layers:
@@ -23,6 +23,7 @@ from torch import nn
 from ..errors import VaekitError
 from ..kl import gaussian_kl_per_dim
 from ..options import Option
+from .conv import ConvDecoder, ConvEncoder
 from .decoders import MLPDecoder
 from .distributions import DiagonalNormal
 from .encoders import MLPEncoder
@@ -52,20 +53,27 @@ class HVAE(VAE):
 
     @classmethod
     def from_parts(cls, encoder, decoder, prior_cls, cfg, image_shape, classes) -> "HVAE":
-        """The top encoder comes from the arch; the other three networks are built here from the same arch."""
-        if not isinstance(encoder, MLPEncoder) or not isinstance(decoder, MLPDecoder):
-            raise VaekitError("the hvae variant has its MLP form (--arch mlp or gated-mlp) only so far; the conv "
-                              "form is not built yet")
+        """The top encoder comes from the arch; the other three networks are built here from the same arch: MLPs,
+        or for the conv networks (the spirit of Tomczak & Welling's convHVAE) a conv q(z1|x, z2) and a conv
+        p(x|z1, z2) with z2 (and z1) joined at their dense layers; p(z1|z2) is an MLP in both."""
         a, l2 = cfg.arch, cfg.latent_dim
         l1 = cfg.variant.z1_dim or l2
-        d = math.prod(image_shape)
-        hidden, dropout = tuple(a.hidden), a.dropout
-        enc_cls, dec_cls = type(encoder), type(decoder)
-        lower_encoder = enc_cls(d, hidden, l1, cond_dim=l2, dropout=dropout)  # q(z1 | x, z2): x with z2 beside it
-        lower_prior = enc_cls(l2, hidden, l1, dropout=dropout)  # p(z1 | z2)
+        hidden = tuple(a.hidden)
         likelihood = decoder.likelihood
-        top_decoder = dec_cls(l2, tuple(reversed(hidden)), d * likelihood.params_per_pixel, likelihood,
-                              cond_dim=l1, dropout=dropout)  # p(x | z1, z2): z2 with z1 beside it
+        if isinstance(encoder, ConvEncoder) and isinstance(decoder, ConvDecoder):
+            channels = [m.out_channels for m in encoder.conv if isinstance(m, nn.Conv2d)]
+            lower_encoder = ConvEncoder(image_shape, channels, hidden, l1, cond_dim=l2)
+            lower_prior = MLPEncoder(l2, hidden or (max(l1, l2),), l1)
+            top_decoder = ConvDecoder(image_shape, channels, tuple(reversed(hidden)), l2, likelihood, cond_dim=l1)
+        elif isinstance(encoder, MLPEncoder) and isinstance(decoder, MLPDecoder):
+            d, dropout = math.prod(image_shape), a.dropout
+            enc_cls, dec_cls = type(encoder), type(decoder)
+            lower_encoder = enc_cls(d, hidden, l1, cond_dim=l2, dropout=dropout)  # q(z1 | x, z2): x, z2 beside it
+            lower_prior = enc_cls(l2, hidden, l1, dropout=dropout)  # p(z1 | z2)
+            top_decoder = dec_cls(l2, tuple(reversed(hidden)), d * likelihood.params_per_pixel, likelihood,
+                                  cond_dim=l1, dropout=dropout)  # p(x | z1, z2): z2 with z1 beside it
+        else:
+            raise VaekitError(f"the hvae variant is built for the MLP and conv networks, not {type(encoder).__name__}")
         return cls(encoder, lower_encoder, lower_prior, top_decoder, prior_cls.from_config(cfg, encoder=encoder),
                    image_shape)
 
