@@ -26,17 +26,16 @@ from .rundir import BEST_FILE, CARD_FACTS_FILE, CARD_FILE, CONFIG_FILE, METRICS_
 
 
 def cpu_name() -> str:
-    """The CPU's model name and whether it computes bf16 natively (read from /proc/cpuinfo on Linux)."""
-    name, flags = platform.processor() or platform.machine(), set()
+    """The CPU's model name and whether it computes bf16 natively (its flags as :mod:`vaekit.trainer` reads them)."""
+    from .trainer import _cpu_flags
+
+    name = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and name in ("", platform.machine(), platform.processor()):
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and not flags:
-                    flags = set(line.split(":", 1)[1].split())
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
     except OSError:
         pass
+    flags = _cpu_flags()
     kind = "AVX512-BF16" if "avx512_bf16" in flags else "AVX512" if "avx512f" in flags else \
         "AVX2" if "avx2" in flags else ""
     return f"{name}, {os.cpu_count()} cores" + (f", {kind}" if kind else "")

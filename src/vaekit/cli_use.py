@@ -111,11 +111,9 @@ def _export_parser(sub) -> None:
 def cmd_export(a) -> int:
     from .checkpoint import load
     from .export import export_onnx
-
     from .rundir import EXPORT_DIR
 
     out = Path(a.out) if a.out else Path(check_run_dir(a.run_dir)) / EXPORT_DIR
-    check_run_dir(a.run_dir)
     info = export_onnx(load(a.run_dir, checkpoint=a.checkpoint), out)
     for name, g in info["graphs"].items():
         print(f"wrote {out / g['file']}: ({', '.join(g['inputs'])}) -> ({', '.join(g['outputs'])}), max abs "
