@@ -311,3 +311,54 @@ def test_compiled_fp32_training_matches_eager(tmp_path):
     for a, b in zip(eager.history, compiled.history):  # same noise, fused kernels: equal up to rounding
         assert abs(a["valid_elbo"] - b["valid_elbo"]) < 0.01, (a["valid_elbo"], b["valid_elbo"])
         assert abs(a["train_elbo"] - b["train_elbo"]) < 0.01, (a["train_elbo"], b["train_elbo"])
+
+
+def _fake_clock(monkeypatch):
+    """The trainer's clock advanced one second per reading: runs whose time budget is exact."""
+    from vaekit import trainer
+
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(trainer, "_now", lambda: float(next(ticks)))
+
+
+def test_the_budget_clock_fits_the_schedule_to_the_time_budget(tmp_path, monkeypatch):
+    """--max-minutes with a cosine schedule and warm-up: the rate anneals over the epochs that fit the budget
+    (each epoch takes 2 s of the fake clock, so 6 fit in 12 s), not over --epochs; the epochs clock would
+    still be near the peak when the budget stops it."""
+    _fake_clock(monkeypatch)
+    said = []
+    c = cfg(epochs=100, max_minutes=0.2, lr_schedule="cosine", warmup_epochs=10)
+    res = vaekit.train(c, tmp_path / "b", progress=False, log=said.append)
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["train"]["schedule_clock"] == "budget"
+    assert any(m.startswith("schedule: the budget clock drives") for m in said)
+    assert any(m.startswith("time budget:") for m in said)
+    lrs, kls = [r["lr"] for r in res.history], [r["kl_weight"] for r in res.history]
+    assert len(lrs) == 6 and lrs == sorted(lrs, reverse=True)
+    assert lrs[0] == 1e-3 and lrs[-1] < 0.1 * 1e-3  # annealed within the budget
+    assert kls[0] == pytest.approx(0.1) and kls[1:] == [1.0] * 5  # the warm-up: its 10% of the budget
+    assert res.history[-1]["progress"] == 1.0
+    _fake_clock(monkeypatch)
+    res = vaekit.train(cfg(epochs=100, max_minutes=0.2, lr_schedule="cosine", schedule_clock="epochs"),
+                       tmp_path / "e", progress=False, log=quiet)
+    assert len(res.history) == 6 and res.history[-1]["lr"] > 0.99 * 1e-3  # stopped by the budget, unannealed
+
+
+def test_a_run_on_the_budget_clock_resumes_exactly(tmp_path, monkeypatch):
+    """The time used and the last epoch's seconds are saved: interrupted in its fourth epoch and resumed, a run
+    on the budget clock ends with the weights, rates and KL weights of an uninterrupted one."""
+    c = cfg(epochs=100, max_minutes=0.2, lr_schedule="cosine", warmup_epochs=30)
+    _fake_clock(monkeypatch)
+    full = vaekit.train(c, tmp_path / "full", progress=False, log=quiet)
+
+    class Interrupt:
+        def on_epoch(self, view, row):
+            if row["epoch"] == 4:
+                raise KeyboardInterrupt
+
+    _fake_clock(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        vaekit.train(c, tmp_path / "cut", progress=False, log=quiet, callbacks=[Interrupt()])
+    resumed = vaekit.train(c, tmp_path / "cut", resume=True, progress=False, log=quiet)
+    assert [(r["lr"], r["kl_weight"]) for r in resumed.history] == [(r["lr"], r["kl_weight"]) for r in full.history]
+    a, b = load_file(tmp_path / "full" / LAST_FILE), load_file(tmp_path / "cut" / LAST_FILE)
+    assert all(torch.equal(a[k], b[k]) for k in a)

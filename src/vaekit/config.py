@@ -31,6 +31,7 @@ from .data.config import ARRAY_LAYOUTS, BINARIZE_CHOICES, DEQUANTIZE_CHOICES, Da
 from .errors import VaekitError, require, unknown_name
 from .options import (RESUME_FREE, RESUME_SAME, PartConfig, PartSection, check_fields, num, option, options_of, part,
                       whole)
+from .schedule import CLOCKS
 
 FORMAT_VERSION = 1
 OPTIMIZERS = ("adam", "sgd")
@@ -71,16 +72,10 @@ class ModelConfig(PartSection):
 @dataclass(frozen=True, init=False)
 class TrainConfig(PartSection):
     """Optimisation: epochs, batch size, learning rate and its schedule, optimiser, seed, the objective (with its
-    options), KL warm-up, early stopping and a wall-clock budget.
-
-    ``warmup_epochs``: the KL term's weight rises linearly, beta = min(1, epoch / W), over the first W epochs
-    (Bowman et al., 2016; Sønderby et al., 2016); reported ELBOs use beta = 1. ``lr_schedule = "cosine"``
-    anneals the rate from ``lr`` to 0 over ``epochs``. ``patience``: stop after that many epochs without a
-    better valid ELBO (0: never). ``max_minutes``: stop before an epoch that would end past this much training
-    (0: no limit). ``grad_clip``: rescale gradients whose global norm exceeds this (0: off). ``precision``:
-    ``bf16`` or ``fp16`` run the matrix products under autocast (fp16 with a gradient scaler; weights and
-    every reported number stay float32); ``auto`` is bf16 where the hardware computes it natively, else fp32
-    (:func:`vaekit.trainer.auto_precision`), saved resolved.
+    options), KL warm-up (Bowman et al., 2016; Sønderby et al., 2016: reported ELBOs use weight 1), early
+    stopping, a wall-clock budget and the clock the schedule follows (:mod:`vaekit.schedule`), gradient clipping,
+    and the precision (``auto`` is resolved by :func:`vaekit.trainer.auto_precision` and saved resolved). Each
+    option's help says what it does.
     """
 
     _section, _registry = "train", staticmethod(registry)
@@ -93,15 +88,21 @@ class TrainConfig(PartSection):
     seed: int = option(0, "random seed", check=whole(0), rule="a whole number >= 0")
     objective: PartConfig = part("objective", "elbo", "elbo, or iwae: the importance-weighted bound with K = "
                                  "--n-samples (Burda et al. 2016), reported as itself")
-    warmup_epochs: int = option(0, "KL warm-up: the KL weight rises linearly to 1 over N epochs; reported ELBOs "
-                                "always use weight 1", default_text="0, none", check=whole(0),
+    warmup_epochs: int = option(0, "KL warm-up: the KL weight rises linearly to 1 over N epochs (their share of "
+                                "the budget with --schedule-clock budget); reported ELBOs always use weight 1", default_text="0, none", check=whole(0),
                                 rule="a whole number >= 0")
-    lr_schedule: str = option("constant", "constant, or cosine annealing to 0 over --epochs", choices=LR_SCHEDULES)
+    lr_schedule: str = option("constant", "constant, or cosine annealing to 0 over the run (see --schedule-clock)",
+                              choices=LR_SCHEDULES)
     patience: int = option(0, "stop after N epochs without a better valid ELBO", default_text="0, never",
                            check=whole(0), rule="a whole number >= 0 (0: no early stopping)", resume=RESUME_FREE)
-    max_minutes: float = option(0.0, "stop before an epoch that would end past F minutes of training",
+    max_minutes: float = option(0.0, "time budget: stop before an epoch that would end past F minutes of training",
                                 default_text="0, no limit", check=num(0), rule=">= 0 (0: no limit)",
                                 resume=RESUME_FREE)
+    schedule_clock: str = option("auto", "what the learning-rate schedule and the KL warm-up follow: epochs (the "
+                                 "epoch's share of --epochs), or budget (the share of --max-minutes used, or of "
+                                 "--epochs, whichever is further, so the schedule fits the time budget on any "
+                                 "machine); auto: budget when --max-minutes is set; saved resolved in config.json",
+                                 choices=CLOCKS, resume=RESUME_FREE)
     grad_clip: float = option(0.0, "rescale gradients whose global norm exceeds F", default_text="0, off",
                               check=num(0), rule=">= 0 (0: no clipping)")
     precision: str = option("auto", "auto: bf16 where the hardware computes it natively (CPUs with AVX512-BF16 or "

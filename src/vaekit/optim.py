@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from . import schedule
 from .config import RunConfig
 
 
@@ -27,11 +26,9 @@ def make_optimizer(cfg: RunConfig, model: torch.nn.Module) -> torch.optim.Optimi
 
 
 def learning_rate(cfg: RunConfig, epoch: int) -> float:
-    """The learning rate of ``epoch`` (1-based): constant, or cosine-annealed to 0 over the run."""
-    tc = cfg.train
-    if tc.lr_schedule == "cosine":
-        return tc.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / tc.epochs))
-    return tc.lr
+    """The learning rate of ``epoch`` (1-based) by the epochs clock: constant, or cosine-annealed to 0 over the
+    run (:mod:`vaekit.schedule` for the budget clock)."""
+    return schedule.learning_rate(cfg.train, schedule.position(cfg.train, epoch))
 
 
 __all__ = ["learning_rate", "make_optimizer"]

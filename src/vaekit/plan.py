@@ -17,6 +17,7 @@ from . import checkpoint as ckpt
 from .config import RunConfig
 from .distributed import Context
 from .errors import VaekitError
+from .schedule import concrete_clock
 from .trainer import auto_compile, auto_precision
 
 
@@ -33,21 +34,32 @@ class RunPlan:
 
 def resolve_precision(cfg: RunConfig, run_dir: Path, resume: bool, ctx: Context) -> tuple[RunConfig, str | None]:
     """``precision = "auto"`` made concrete (rank 0 decides for all), and why; a resumed run keeps the precision
-    it was saved with. Other precisions pass unchanged (why: None). Saved resolved in config.json."""
+    it was saved with. Other precisions pass unchanged (why: None). Saved resolved in config.json. The schedule's
+    clock (``schedule_clock = "auto"``) is made concrete the same way (:func:`vaekit.schedule.concrete_clock`)."""
+    saved = _saved(run_dir, resume, ctx) if "auto" in (cfg.train.precision, cfg.train.schedule_clock) else None
+    if cfg.train.schedule_clock == "auto":
+        # a resumed run keeps its clock; one saved before the clock was kept ("auto") counted epochs
+        clock = ("epochs" if saved.schedule_clock == "auto" else saved.schedule_clock) if saved \
+            else concrete_clock(cfg.train)
+        cfg = cfg.override(train={"schedule_clock": ctx.broadcast(clock)})
     if cfg.train.precision != "auto":
         return cfg, None
-    saved = None
-    if resume and ctx.is_main:
-        try:
-            saved = ckpt.load_run_config(run_dir).train.precision
-        except VaekitError:
-            saved = None  # the run directory's own check says what is wrong with it
-    if saved not in (None, "auto"):
-        precision, why = saved, "as saved when the run started"
+    if saved and saved.precision != "auto":
+        precision, why = saved.precision, "as saved when the run started"
     else:
         precision, why = auto_precision(ctx.device)
     precision, why = ctx.broadcast((precision, why))
     return cfg.override(train={"precision": precision}), why
+
+
+def _saved(run_dir: Path, resume: bool, ctx: Context):
+    """The train config a resumed run was saved with (rank 0 reads), or None."""
+    if resume and ctx.is_main:
+        try:
+            return ckpt.load_run_config(run_dir).train
+        except VaekitError:
+            return None  # the run directory's own check says what is wrong with it
+    return None
 
 
 def make_plan(cfg: RunConfig, ctx: Context, n_train: int, model, compile: bool | None, log) -> RunPlan:

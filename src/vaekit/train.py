@@ -24,6 +24,7 @@ from .data import Dataset
 from .distributed import Context, setup
 from .errors import VaekitError
 from .models import VAE, build_model, describe
+from . import schedule
 from .optim import learning_rate, make_optimizer
 from .plan import make_plan, resolve_precision
 from .trainer import Trainer, make_objective, make_step, train_epoch
@@ -61,6 +62,8 @@ def _describe(log, cfg: RunConfig, model: VAE, train_ds: Dataset, valid_ds: Data
             f"{bs // ctx.world_size}-{-(-bs // ctx.world_size)} per process")
     elif ctx.device.type != "cpu":
         log(f"device: {ctx.device}")
+    if schedule.describe(cfg.train):
+        log(schedule.describe(cfg.train))
 
 
 def _run_epochs(tr: Trainer, callbacks, view: RunView) -> None:

@@ -27,8 +27,14 @@ from .evaluate import elbo_sums
 from .models import VAE
 from . import objectives
 from .objectives import ELBO, BatchTerms, kl_warmup, reported
-from .optim import learning_rate, make_optimizer
+from . import schedule
+from .optim import make_optimizer
 from .trainer_state import TrainerState, save_state
+
+
+def _now() -> float:
+    """The trainer's clock (seconds): what the time budget and the budget clock count."""
+    return time.perf_counter()
 
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # precision -> autocast dtype
@@ -241,8 +247,10 @@ class Trainer:
     def epoch(self, epoch: int) -> dict[str, Any]:
         """Train one epoch and measure the valid ELBO; the metrics row."""
         cfg, ctx, n = self.cfg, self.ctx, len(self.train_ds)
-        t0 = time.perf_counter()
-        lr, objective = learning_rate(cfg, epoch), kl_warmup(self.objective, epoch, cfg.train.warmup_epochs)
+        t0 = _now()
+        pos = schedule.position(cfg.train, epoch, self.state.elapsed, self.state.last_epoch_seconds)
+        lr, objective = schedule.learning_rate(cfg.train, pos), kl_warmup(self.objective, pos.end,
+                                                                           cfg.train.warmup_epochs)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x, y = self.shuffled()
@@ -261,11 +269,12 @@ class Trainer:
             raise ctx.everywhere(DivergenceError(  # the summed ELBO: the same on every rank
                 f"training diverged in epoch {epoch} (the ELBO became {train_elbo}); the last good "
                 f"checkpoint is kept in {self.run_dir}: try a lower --lr"))
-        seconds = time.perf_counter() - t0
+        seconds = _now() - t0
         valid = (ctx.all_reduce_sum(elbo_sums(self.model, self.valid_x, y=self.valid_y)) / len(self.valid_ds)).tolist()
         row = {"epoch": epoch, "step": self.state.step, **{f"train_{k}": v for k, v in train.items()},
                "valid_elbo": valid[0], "valid_reconstruction": valid[1],
                "valid_kl": valid[2], "lr": lr, "kl_weight": objective.kl_weight,
+               "progress": pos.fraction(cfg.train.epochs),
                "epoch_seconds": seconds, "images_per_second": n / seconds, "_t0": t0}
         return row
 
@@ -291,7 +300,7 @@ class Trainer:
         st = self.state
         if improved:
             ckpt.save_weights(self.run_dir / ckpt.BEST_FILE, self.model, epoch=st.epoch, valid_elbo=st.best)
-        st.last_epoch_seconds = time.perf_counter() - row.pop("_t0")
+        st.last_epoch_seconds = _now() - row.pop("_t0")
         st.elapsed += st.last_epoch_seconds
         row["elapsed_seconds"] = st.elapsed
         # metrics first: a kill between the two files leaves a row that resume drops and redoes

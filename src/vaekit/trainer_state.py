@@ -63,7 +63,8 @@ def save_state(path: Path, trainer, rng: dict[str, torch.Tensor]) -> None:
     if trainer.ctx.distributed:
         extra["world_size"] = trainer.ctx.world_size
     ckpt.save_training_state(path, trainer.model, trainer.optimizer, rng, epoch=st.epoch, step=st.step,
-                             best_valid_elbo=st.best, best_epoch=st.best_epoch, elapsed_seconds=st.elapsed, **extra)
+                             best_valid_elbo=st.best, best_epoch=st.best_epoch, elapsed_seconds=st.elapsed,
+                             last_epoch_seconds=st.last_epoch_seconds, **extra)
 
 
 def _set_rng_states(ctx: Context, rng: dict[str, torch.Tensor], saved_world: int, seed: int, epoch: int,
@@ -110,7 +111,8 @@ def restore_state(trainer, path: Path) -> None:
         _set_rng_states(ctx, rng, int(meta.get("world_size", 1)), trainer.cfg.train.seed, st.epoch, trainer.log)
         st.best = float(meta["best_valid_elbo"])
         st.best_epoch, st.elapsed = int(meta.get("best_epoch", st.epoch)), float(meta.get("elapsed_seconds", 0.0))
-        st.last_epoch_seconds = st.elapsed / max(1, st.epoch)
+        # the last epoch's seconds (the budget clock's estimate of the next); runs saved before it was kept: the mean
+        st.last_epoch_seconds = float(meta.get("last_epoch_seconds", st.elapsed / max(1, st.epoch)))
         if trainer.scaler.is_enabled() and "grad_scaler" in meta:
             trainer.scaler.load_state_dict(meta["grad_scaler"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
