@@ -117,3 +117,39 @@ def test_the_mixture_density_by_matrix_products_matches_the_direct_sum():
     m64 = MixtureOfDiagonalNormals(torch.randn(k).double(), torch.randn(k, d).double(), torch.randn(k, d).double())
     z64 = torch.randn(4, d).double()
     torch.testing.assert_close(m64.log_prob(z64), torch.logsumexp(m64.log_weights + m64._components(z64).sum(-1), -1))
+
+
+def test_narrow_components_far_from_zero_keep_an_honest_density_under_bf16_autocast():
+    """Components 1/4096 of their mean wide, 100 from the origin, and z beside them: the expanded form lost
+    everything there (in bfloat16 it said +1e13 nats, which training exploited); it must match the direct sum
+    in float64, also under autocast, and never exceed the densest component's peak."""
+    torch.manual_seed(2)
+    k, d = 20, 8
+    mu = 100 + torch.randn(k, d)
+    logvar = 2 * torch.log(mu.abs() * 2.0 ** -12)  # the narrowest an encoder may make them
+    m = MixtureOfDiagonalNormals(torch.zeros(k), mu, logvar)
+    z = mu[:5] + torch.exp(0.5 * logvar[:5]) * torch.randn(5, d)
+    exact = torch.logsumexp(MixtureOfDiagonalNormals(torch.zeros(k).double(), mu.double(), logvar.double())
+                            ._components(z.double()).sum(-1) - math.log(k), -1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = m.log_prob(z)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), exact, atol=1e-3, rtol=0)
+    peak = (-0.5 * (logvar + math.log(2 * math.pi))).sum(-1).max()
+    assert (got <= peak).all()
+
+
+def test_an_encoder_keeps_its_spread_above_float32_resolution():
+    from vaekit.models.encoders import RESOLUTION, bounded_logvar
+
+    mu = torch.tensor([[0.0, 1.0, 124.0, -3e4]])
+    logvar = torch.full_like(mu, -30.0)
+    lv = bounded_logvar(mu, logvar)
+    assert lv[0, 0] == -30.0  # a mean of 0: only the fixed floor
+    sigma = torch.exp(0.5 * lv)
+    assert (sigma[0, 1:] >= RESOLUTION * mu[0, 1:].abs() * (1 - 1e-6)).all()
+    ordinary = torch.tensor([[-2.0, 0.5]])
+    assert torch.equal(bounded_logvar(torch.tensor([[1.0, -3.0]]), ordinary), ordinary)  # untouched where it is fine
+    z = mu + sigma * torch.randn(1000, 4)
+    eps = (z - mu) / sigma  # the sample resolves its own noise: its log-density is that of a draw from q
+    assert eps[:, 2:].std().item() == pytest.approx(1.0, abs=0.1)

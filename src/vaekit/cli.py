@@ -161,6 +161,9 @@ def _evaluate_parser(sub) -> None:
                    help="add these figures to the run's model card (RUN_DIR/README.md)")
     e.add_argument("--checkpoint", choices=("best", "last"), default="best",
                    help="best valid ELBO (model.safetensors) or the last epoch")
+    e.add_argument("--disentanglement", action="store_true",
+                   help="also MIG, DCI, SAP and the FactorVAE score of the posterior means against the factors "
+                        "that drew the images (data sets that declare them: shapes); see docs/pictures.md")
     add_shared(e, ("seed", "seed of the importance samples"), "device")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     add_shared(e, "no_progress")
@@ -203,6 +206,8 @@ def _plot_parser(sub) -> None:
                     help="latent dimensions of the manifold grid (default: the two with the largest KL)")
     pl.add_argument("--projection", choices=PROJECTIONS, default="pca",
                     help="2-D view of the scatter plot for latents with more than two dimensions")
+    pl.add_argument("--base-image", type=int, metavar="N", default=None,
+                    help="traversals: start from valid image N's posterior mean (default: the prior's mean)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -302,6 +307,7 @@ def cmd_evaluate(a) -> int:
 
         prior = load_fitted_prior(a.run_dir, model).to(ctx.device)
     ds = ctx.main_first(lambda: load_split(cfg, a.split, model.image_shape))  # rank 0 downloads, if it must
+    factors = _factors_for(a, cfg, model, ds) if a.disentanglement else None  # refused before the long work
     t0 = time.perf_counter()
     res = evaluate(model, ds, iw_samples=a.iw_samples, batch_size=a.batch_size, seed=a.seed,
                    progress=not a.no_progress and not a.json, context=ctx, prior=prior, per_image=bool(a.per_image))
@@ -318,6 +324,10 @@ def cmd_evaluate(a) -> int:
         trace = {"index": ds.positions().numpy(), **({"source": ds.sources} if ds.sources is not None else {}),
                  **({"label": ds.labels.numpy()} if ds.labels is not None else {})}
         res["per_image_file"] = str(write_table({**trace, **per}, a.per_image))
+    if factors is not None:
+        from .disentangle import measure
+
+        res["disentanglement"] = measure(model, ds, factors, seed=a.seed)
     if a.record:
         from .card import record_evaluation
         from .runs import RunLock
@@ -334,6 +344,25 @@ def cmd_evaluate(a) -> int:
     return 0
 
 
+def _factors_for(a, cfg, model, ds):
+    from .disentangle import factors_of
+
+    if getattr(model, "conditional", False):
+        raise VaekitError("--disentanglement measures what the codes hold of every factor; a conditional model is "
+                          "given its label as an input, so its codes are not meant to hold it: measure a plain or "
+                          "hierarchical model")
+    return factors_of(cfg.data.name, a.split, model.image_shape[-1], ds)
+
+
+def _print_disentanglement(d: dict) -> None:
+    dci = d["dci"]
+    fvae = d.get("factor_vae", {}).get("factor_vae", float("nan"))
+    print(f"  disentanglement (factors: {', '.join(d['factors'])}; 1 is best)")
+    print(f"    MIG {d['mig']['mig']:.3f}   DCI disentanglement {dci['disentanglement']:.3f}, completeness "
+          f"{dci['completeness']:.3f}, informativeness {dci['informativeness']:.3f}   SAP {d['sap']['sap']:.3f}   "
+          f"FactorVAE {fvae:.3f}")
+
+
 def _print_evaluation(res: dict, a) -> None:
     fitted = ", with the fitted prior" if a.pz == "fitted" else ""
     print(f"{res['binarization']}, split '{a.split}', {res['n_images']} images, checkpoint '{a.checkpoint}'{fitted}")
@@ -343,6 +372,8 @@ def _print_evaluation(res: dict, a) -> None:
           f"{res['bits_per_dim']:.4f} bits/dim")
     if res["conditional"]:
         print("  (a conditional model: the ELBO and NLL are of log p(x | y), given each image's label)")
+    if "disentanglement" in res:
+        _print_disentanglement(res["disentanglement"])
     if "per_image_file" in res:
         print(f"wrote {res['per_image_file']} (one row per image)")
     if "card" in res:
@@ -399,7 +430,7 @@ def cmd_plot(a) -> int:
             raise VaekitError(f"{os_error_line(e, 'create the folder')} (--out)") from None
     written = writing(out, write_figures, a.run_dir, kinds=a.kind or None, out_dir=out, data_dir=abs_dir(a.data_dir),
                        dims=tuple(a.dims) if a.dims else None, projection=a.projection,
-                       log=lambda m: print(m, file=sys.stderr))
+                       log=lambda m: print(m, file=sys.stderr), base_image=a.base_image)
     for path in written.values():
         print(f"wrote {path}")
     return 0

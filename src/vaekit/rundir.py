@@ -25,7 +25,7 @@ EXPORT_FILES = ("encoder.onnx", "decoder.onnx", "onnx.json")
 CARD_FACTS_FILE = "card.json"  # what the card says beyond the run's other files: the machine, evaluations recorded
 # what the figures write; --force removes these too, and the frames
 PICTURE_FILES = ("manifold.png", "scatter.png", "reconstructions.png", "samples.png", "interpolation.png",
-                 "curves.png", "kl.png", "training.gif", "report.html")
+                 "curves.png", "kl.png", "traversals.png", "traversals.gif", "training.gif", "report.html")
 # what a run directory may hold; --force removes only these
 RUN_FILES = (CONFIG_FILE, BEST_FILE, LAST_FILE, METRICS_FILE, FITTED_PRIOR_FILE, CARD_FILE, CARD_FACTS_FILE,
              *PICTURE_FILES)

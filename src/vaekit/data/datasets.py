@@ -27,7 +27,8 @@ from ..errors import DataError, VaekitError, unknown_name
 from .dataset import Dataset, to_unit
 from .download import Resource, default_cache_dir, fetch
 from .readers import read_amat, read_idx
-from .shapes import SHAPE_NAMES, load_shapes
+from .factors import Factors
+from .shapes import SHAPE_NAMES, declared_factors, load_shapes
 from .shapes import SIDE as SHAPES_SIDE
 
 SPLITS = ("train", "valid", "test")
@@ -46,6 +47,7 @@ class DatasetSpec:
     variant: str
     description: str
     class_names: tuple[str, ...] | None = None
+    factors: Callable[..., Factors] | None = None  # (split, side) -> the factors that drew the images, if known
 
     @property
     def binary(self) -> bool:
@@ -162,7 +164,7 @@ DATASETS: dict[str, DatasetSpec] = {
                      "Ankle boot")),
         DatasetSpec("shapes", load_shapes, (3, 32, 32), 256, "colour",
                     "20,000 32x32 colour shapes with known factors, drawn with numpy (embedded, no download)",
-                    SHAPE_NAMES),
+                    SHAPE_NAMES, declared_factors),
         DatasetSpec("binarized-mnist", _load_binarized, (1, 28, 28), 2,
                     "static binarization of Larochelle & Murray (2011)",
                     "statically binarized MNIST, .amat files (downloaded or from --data-dir)"),

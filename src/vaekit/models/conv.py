@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .distributions import DiagonalNormal
-from .encoders import LOGVAR_MAX, LOGVAR_MIN, mlp
+from .encoders import bounded_logvar, mlp
 
 KERNEL, STRIDE, PADDING = 4, 2, 1
 
@@ -69,7 +69,7 @@ class ConvEncoder(nn.Module):
         if cond is not None:
             f = torch.cat([f, cond.to(f.dtype)], dim=-1)
         mu, logvar = self.dense(f).float().chunk(2, dim=-1)
-        return DiagonalNormal(mu, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX))
+        return DiagonalNormal(mu, bounded_logvar(mu, logvar))
 
 
 class ConvDecoder(nn.Module):

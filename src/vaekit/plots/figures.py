@@ -20,6 +20,7 @@ from .grids import (interpolation_figure, manifold_figure, manifold_per_label_fi
                     samples_figure, save_figure)
 from .latent import PROJECTIONS, kl_figure, scatter_figure
 from .report import write_report
+from .traversals import base_code, traversals_figure, write_traversals_gif
 
 SCATTER_MAX = 5000  # images in the scatter plot
 
@@ -67,6 +68,7 @@ class Sheet:
     kl_dims: torch.Tensor | None = None
     activity: torch.Tensor | None = None
     out: Path | None = None
+    base_image: int | None = None  # the traversals' base: this valid image's posterior mean (None: the prior's)
 
     def skip(self, kind: str, why: str) -> bool:
         if self.log:
@@ -142,6 +144,30 @@ def _kl(s: Sheet, path: Path):
     return save_figure(kl_figure(s.kl_dims, s.activity), path)
 
 
+def _base(s: Sheet):
+    """The traversals' base code and its name: the prior mean, or the posterior of valid image ``s.base_image``."""
+    if s.base_image is None:
+        return None, "the prior mean", None
+    if not 0 <= s.base_image < len(s.xs):
+        raise VaekitError(f"--base-image {s.base_image}: the valid images drawn from are 0..{len(s.xs) - 1}")
+    i = s.base_image
+    y = s.y[i : i + 1] if s.y is not None else None
+    return base_code(s.model, s.xs[i : i + 1].to(next(s.model.parameters()).device), y), f"valid image {i}", \
+        (int(y[0]) if y is not None else None)
+
+
+@figure("traversals", "traversals.png", data=True, kl=True)
+def _traversals(s: Sheet, path: Path):
+    base, name, label = _base(s)
+    return save_figure(traversals_figure(s.model, s.kl_dims, s.activity, base, name, label=label), path)
+
+
+@figure("traversals-gif", "traversals.gif", data=True, kl=True)
+def _traversals_gif(s: Sheet, path: Path):
+    base, _, label = _base(s)
+    return write_traversals_gif(s.model, path, s.kl_dims, s.activity, base, label=label)
+
+
 @figure("gif", "training.gif")
 def _gif(s: Sheet, path: Path):
     frames = frame_paths(s.run_dir, upto_epoch=s.history[-1]["epoch"] if s.history else None)
@@ -186,12 +212,13 @@ KINDS = tuple(FILES)
 def write_figures(run_dir: str | Path, model=None, data=None, kinds: Iterable[str] | None = None,
                   out_dir: str | Path | None = None, dims: tuple[int, int] | None = None,
                   projection: str = "pca", log: Callable[[str], None] | None = None,
-                  data_dir: str | Path | None = None, config=None) -> dict[str, Path]:
+                  data_dir: str | Path | None = None, config=None, base_image: int | None = None) -> dict[str, Path]:
     """Draw the figures ``kinds`` (default: all) of a run into ``out_dir`` (default: the run directory).
 
     ``model`` defaults to the run's best checkpoint, ``config`` to its ``config.json`` and ``data`` to its valid
     split (binarized as the run was), read from ``data_dir`` if given; ``dims`` picks the manifold's latent pair
-    (default: the two with the largest KL).
+    (default: the two with the largest KL); ``base_image`` the valid image whose posterior mean the traversals
+    start from (default: the prior's mean).
     """
     from ..checkpoint import load, load_run_config, read_metrics
     from ..data import to_unit
@@ -216,7 +243,8 @@ def write_figures(run_dir: str | Path, model=None, data=None, kinds: Iterable[st
     for d in dims or ():
         if not 0 <= d < model.latent_dim:
             raise VaekitError(f"--dims {dims[0]} {dims[1]}: the latent has dimensions 0..{model.latent_dim - 1}")
-    s = Sheet(run_dir, model, config, read_metrics(run_dir), data, dims, projection, log, out=out)
+    s = Sheet(run_dir, model, config, read_metrics(run_dir), data, dims, projection, log, out=out,
+              base_image=base_image)
     if data is not None:
         s.y = data.labels if getattr(model, "conditional", False) else None
         s.xs = to_unit(data.x[:SCATTER_MAX])  # what the figures show, in [0, 1]
