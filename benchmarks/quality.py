@@ -6,10 +6,12 @@ nats, static binarization) against training wall-clock, for one precision/compil
     python benchmarks/quality.py --label bf16 --precision bf16 --no-compile --k 1000
     python benchmarks/quality.py --plot default fp32 bf16
     python benchmarks/quality.py --label cuda --device cuda --checkpoints 2 4
+    python benchmarks/quality.py --label fp32-budget --precision fp32 --schedule-clock budget --checkpoints 10 --k 5000
 
-Training runs in segments that stop at each checkpoint's minute mark (``max_minutes``; a resumed run
+On the epochs clock (the default here) training runs in segments that stop at each checkpoint's minute mark (``max_minutes``; a resumed run
 ends with exactly the weights of an uninterrupted one, so the segments change nothing but the time
-each resumed segment spends starting, compilation included, which counts). After each segment the
+each resumed segment spends starting, compilation included, which counts); on the budget clock each mark is a
+run of its own, whose schedule anneals within that mark's minutes. After each segment the
 best-so-far model is scored on the 10,000 valid images with the K given for that mark (one K for
 all, or one per mark), in float32; evaluation time is not training time. Without --precision and
 --compile the run takes the defaults (``precision = "auto"``, compile decided by the run's length).
@@ -50,11 +52,13 @@ def run(a) -> None:
     out = Path(a.out) / a.label
     lines: list[str] = []
     points = []
+    segments = a.schedule_clock == "epochs"  # one run cut at each mark; on the budget clock, one run per mark
     for i, (minutes, k) in enumerate(zip(a.checkpoints, ks)):
-        cfg = base.override(train={"max_minutes": minutes})
-        res = vaekit.train(cfg, out, resume=i > 0, force=i == 0, progress=False, compile=a.compile, device=a.device,
-                           log=lambda m: (lines.append(m), print(m, flush=True)))
-        hist = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        cfg = base.override(train={"max_minutes": minutes, "schedule_clock": a.schedule_clock})
+        where_ = out if segments else out / f"{minutes:g}min"
+        res = vaekit.train(cfg, where_, resume=segments and i > 0, force=not segments or i == 0, progress=False,
+                           compile=a.compile, device=a.device, log=lambda m: (lines.append(m), print(m, flush=True)))
+        hist = [json.loads(x) for x in (where_ / "metrics.jsonl").read_text().splitlines()]
         t = time.perf_counter()
         ev = vaekit.evaluate(res.model, valid, iw_samples=k)
         points.append({"minutes_budget": minutes, "train_minutes": hist[-1]["elapsed_seconds"] / 60,
@@ -63,9 +67,11 @@ def run(a) -> None:
                        "valid_nll": ev["nll"], "nll_stderr": ev["nll_stderr"], "iw_samples": k,
                        "eval_seconds": time.perf_counter() - t})
         print(points[-1], flush=True)
+    out = where_
     saved = json.loads((out / "config.json").read_text())
     how = (f"precision {saved['train']['precision']}, compile "
-           f"{'on' if any(m.startswith('compile: on') for m in lines) or a.compile else 'off'}")
+           f"{'on' if any(m.startswith('compile: on') for m in lines) or a.compile else 'off'}, "
+           f"{a.schedule_clock} clock")
     m = machine()
     dev = next(res.model.parameters()).device.type
     md = (f"### Time to quality: `{Path(a.config).name}`, {a.label} ({how}, {dev})\n\n"
@@ -130,6 +136,9 @@ def main() -> None:
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                     help="default: as vaekit train decides")
     ap.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu or cuda")
+    ap.add_argument("--schedule-clock", choices=("epochs", "budget"), default="epochs",
+                    help="epochs: one run cut at each mark (the schedule follows --epochs, so the cuts change "
+                         "nothing); budget: a fresh run per mark, its schedule fitted to that mark's minutes")
     ap.add_argument("--plot", nargs="+", metavar="LABEL", help="draw the curves of these results and stop")
     a = ap.parse_args()
     if a.plot:
