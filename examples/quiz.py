@@ -65,7 +65,7 @@ def generative_vs_discriminative(out, size: float = 1.0, iw_samples: int = 100, 
     """Both classifiers' valid accuracy, and what only the generative one gives: log p(x) and samples."""
     from sklearn.linear_model import LogisticRegression
 
-    cfg = _config(_epochs(size, 60), seed, variant={"name": "cvae"})
+    cfg = _config(_epochs(size, 60), seed, latent_dim=2, variant={"name": "cvae"})  # z too small to hold y
     train, valid = _binary(cfg, "train"), _binary(cfg, "valid", max(20, round(500 * size)))
     logistic = LogisticRegression(max_iter=max(50, round(1000 * size)), C=0.05)
     logistic.fit(_flat(train), train.labels.numpy())
@@ -91,17 +91,23 @@ def bernoulli_mixture_log_lik(x: np.ndarray, log_w: np.ndarray, p: np.ndarray) -
     return np.logaddexp.reduce(comp, axis=1)
 
 
-def fit_bernoulli_mixture(x: np.ndarray, k: int, steps: int = 100, seed: int = 0, eps: float = 1e-3):
-    """EM for a mixture of ``k`` Bernoulli images; ``(log weights [k], pixel probabilities [k, D])``."""
-    rng = np.random.default_rng(seed)
-    p = np.clip(0.25 + 0.5 * rng.random((k, x.shape[1])), eps, 1 - eps)
-    log_w = np.full(k, -math.log(k))
+def fit_bernoulli_mixture(x: np.ndarray, k: int, steps: int = 100, seed: int = 0, eps: float = 1e-3,
+                          start=None):
+    """EM for a mixture of ``k`` Bernoulli images; ``(log weights [k], pixel probabilities [k, D])``. ``start``:
+    a mixture to begin from (the K-means one, say), else random pixel probabilities. Each M-step is the
+    maximum-likelihood one, its probabilities kept in [eps, 1 - eps]."""
+    if start is None:
+        rng = np.random.default_rng(seed)
+        log_w, p = np.full(k, -math.log(k)), np.clip(0.25 + 0.5 * rng.random((k, x.shape[1])), eps, 1 - eps)
+    else:
+        log_w, p = start
     for _ in range(steps):
         comp = x @ np.log(p).T + (1 - x) @ np.log1p(-p).T + log_w
         r = np.exp(comp - np.logaddexp.reduce(comp, axis=1, keepdims=True))  # responsibilities [N, k]
-        n_k = r.sum(0) + 1e-9
-        p = np.clip((r.T @ x + 1.0) / (n_k[:, None] + 2.0), eps, 1 - eps)  # a Beta(2, 2) prior keeps p off 0, 1
-        log_w = np.log(n_k / n_k.sum())
+        n_k = r.sum(0)
+        keep = n_k > 1e-6  # a component that lost every image keeps its pixels
+        p[keep] = np.clip((r.T @ x)[keep] / n_k[keep, None], eps, 1 - eps)
+        log_w = np.log(np.maximum(n_k, 1e-12) / n_k.sum())
     return log_w, p
 
 
@@ -125,14 +131,12 @@ def mixtures_vs_vae(out, size: float = 1.0, components=(10, 50, 200), iw_samples
     rows = []
     for k in components:
         k = max(2, round(k * min(1.0, 4 * size)))
-        log_w, p = fit_bernoulli_mixture(xt, k, steps=max(5, round(100 * size)), seed=seed)
-        rows.append({"model": f"mixture of {k} Bernoullis (EM)", "k": k,
-                     "train": float(bernoulli_mixture_log_lik(xt, log_w, p).mean()),
-                     "valid": float(bernoulli_mixture_log_lik(xv, log_w, p).mean())})
-        log_w, p = kmeans_mixture(xt, k, seed)
-        rows.append({"model": f"K-means, k = {k}, read as a Bernoulli mixture", "k": k,
-                     "train": float(bernoulli_mixture_log_lik(xt, log_w, p).mean()),
-                     "valid": float(bernoulli_mixture_log_lik(xv, log_w, p).mean())})
+        hard = kmeans_mixture(xt, k, seed)
+        soft = fit_bernoulli_mixture(xt, k, steps=max(5, round(100 * size)), start=(hard[0].copy(), hard[1].copy()))
+        for name, (log_w, p) in ((f"K-means, k = {k}, read as a Bernoulli mixture", hard),
+                                 (f"mixture of {k} Bernoullis (EM from the K-means one)", soft)):
+            rows.append({"model": name, "k": k, "train": float(bernoulli_mixture_log_lik(xt, log_w, p).mean()),
+                         "valid": float(bernoulli_mixture_log_lik(xv, log_w, p).mean())})
     model = _train(cfg, out)
     res = evaluate(model, valid, iw_samples=iw_samples, seed=seed)
     rows.append({"model": f"VAE, 784-256-10, {cfg.train.epochs} epochs (K = {iw_samples})", "k": None,

@@ -31,6 +31,7 @@ IMAGES = ROOT / "docs" / "images"
 BLOCK = re.compile(r"```(python|bash)\n(.*?)```\n(?:\n```text\n(.*?)```\n)?", re.S)
 COMPARISON = re.compile(r"<!-- comparison -->\n.*?<!-- /comparison -->\n|COMPARISON_TABLE\n", re.S)
 QUICK_ARGS = ["--steps", "20", "--frame-every", "10"]  # what --check appends to each experiment command
+RAN: dict = {}  # the namespace of the last run of the page's blocks
 
 
 def blocks(text: str) -> list[tuple[str, str, re.Match]]:
@@ -128,6 +129,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("MPLBACKEND", "Agg")
     text = PAGE.read_text()
     namespace: dict = {"__name__": "tutorial_page"}
+    RAN["namespace"] = namespace  # what the blocks computed, for the tests to check
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

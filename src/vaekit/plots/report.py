@@ -24,6 +24,8 @@ FIGURES = [
      "Decoded paths between the codes of two real images, along a line and along a great circle."),
     ("curves.png", "Training curves", "ELBO, reconstruction term and KL per epoch, train and valid."),
     ("kl.png", "KL per latent dimension", "Which latent dimensions carry information (active units)."),
+    ("traversals.png", "Latent traversals",
+     "What each latent dimension does: one row per dimension, by KL, each sweeping it over its prior quantiles."),
 ]
 
 _CSS = """
