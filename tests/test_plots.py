@@ -40,8 +40,9 @@ def run(tmp_path_factory):
 
 
 def test_training_leaves_every_picture(run):
-    for name in PNGS + ["training.gif", "report.html"]:
+    for name in PNGS + ["traversals.png", "traversals.gif", "training.gif", "report.html"]:
         assert (run / name).is_file(), name
+    assert not_blank(run / "traversals.png")  # one row per latent dimension: 2 short rows here
     for name in PNGS:
         img = Image.open(run / name)
         assert img.format == "PNG" and img.size[0] >= 300 and img.size[1] >= 200, (name, img.size)
@@ -75,7 +76,7 @@ def test_report_references_every_figure_and_is_self_contained(run):
     html = (run / "report.html").read_text()
     for name in PNGS + ["training.gif"]:
         assert f"data-file='{name}'" in html, name
-    assert html.count("src='data:image/") == len(PNGS) + 1
+    assert html.count("src='data:image/") == len(PNGS) + 2  # and the animation and the traversals
     assert "http://" not in html and "https://" not in html  # readable offline
     assert "best valid ELBO" in html and "Configuration" in html and '"latent_dim": 2' in html
 
