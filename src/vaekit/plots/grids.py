@@ -136,6 +136,11 @@ def normal_quantiles(n: int, lo: float = 0.05, hi: float = 0.95) -> torch.Tensor
     return torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(lo, hi, n))
 
 
+def prior_draws(model, n: int = 20000) -> torch.Tensor:
+    """``n`` draws of the model's prior with a fixed seed ``[n, L]`` (CPU, float32): where its quantiles come from."""
+    return _with_seed(0, lambda: model.prior().sample((n,))).float().cpu()
+
+
 def _grid_values(model, n: int, dims: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
     """Values along each axis ``[n]``, ``[n]``, the other dimensions' point ``[L]``, and how they were chosen:
     N(0, 1) quantiles for the standard prior; for any other, the 5%..95% quantiles of 20,000 of its samples
@@ -146,7 +151,7 @@ def _grid_values(model, n: int, dims: tuple[int, int]) -> tuple[torch.Tensor, to
     if isinstance(p, StandardNormal):
         vals = normal_quantiles(n)
         return vals, vals, torch.zeros(model.latent_dim), "N(0,1) quantiles 5%..95%"
-    z = _with_seed(0, lambda: p.sample((20000,))).float().cpu()
+    z = prior_draws(model)
     q = torch.quantile(z[:, list(dims)], torch.tensor([0.05, 0.95]), dim=0)  # [2, 2]
     vi, vj = (torch.linspace(float(q[0, d]), float(q[1, d]), n) for d in (0, 1))
     return vi, vj, p.mean.detach().float().cpu().reshape(-1), "the prior's samples, quantiles 5%..95%"

@@ -30,12 +30,11 @@ ACTIVE = 0.01  # unit activity above which a dimension is active
 def sweep_values(model, steps: int = STEPS) -> torch.Tensor:
     """``[L, steps]``: each latent dimension's sweep, its 5%..95% quantiles under the prior."""
     from ..models.distributions import StandardNormal
-    from .grids import _with_seed, normal_quantiles
+    from .grids import normal_quantiles, prior_draws
 
-    p = model.prior()
-    if isinstance(p, StandardNormal):
+    if isinstance(model.prior(), StandardNormal):
         return normal_quantiles(steps).repeat(model.latent_dim, 1)
-    z = _with_seed(0, lambda: p.sample((20000,))).float().cpu()
+    z = prior_draws(model)
     return torch.quantile(z, torch.linspace(0.05, 0.95, steps), dim=0).T.contiguous()
 
 
@@ -124,7 +123,7 @@ def write_traversals_gif(model, path: str | Path, kl_dims=None, activity=None, b
         pixels = grid if grid.ndim == 3 else 1 - grid  # grey dark on white, as the figures show it
         im = Image.fromarray((np.clip(pixels, 0, 1) * 255).astype(np.uint8))
         im = im.resize((im.width * scale, im.height * scale), Image.NEAREST).convert("RGB")
-        canvas = Image.new("RGB", (im.width, im.height + 14), (255, 255, 255))
+        canvas = Image.new("RGB", (max(im.width, 240), im.height + 14), (255, 255, 255))  # room for the line above
         canvas.paste(im, (0, 14))
         draw = ImageDraw.Draw(canvas)
         draw.text((2, 1), f"step {t + 1}/{steps} of each sweep (5%..95%)", fill=(0, 0, 0))
