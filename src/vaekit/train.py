@@ -62,8 +62,9 @@ def _describe(log, cfg: RunConfig, model: VAE, train_ds: Dataset, valid_ds: Data
             f"{bs // ctx.world_size}-{-(-bs // ctx.world_size)} per process")
     elif ctx.device.type != "cpu":
         log(f"device: {ctx.device}")
-    if schedule.describe(cfg.train):
-        log(schedule.describe(cfg.train))
+    clock = schedule.describe(cfg.train)
+    if clock:
+        log(clock)
 
 
 def _run_epochs(tr: Trainer, callbacks, view: RunView) -> None:
