@@ -118,8 +118,8 @@ def _train_parser(sub) -> None:
     g = groups["train"]
     g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="compile the training step with torch.compile (needs a C++ compiler on a CPU; seconds, "
-                        "once; +10-20%% with bf16 measured on a 2-core CPU, no gain measured in fp32). Default: on for "
-                        "bf16/fp16 runs of 5 million images or more (epochs x training images), where it pays")
+                        "once; +10-20%% with bf16 and +12-16%% in fp32 measured on 2-core CPUs). Default: on for runs of 5 "
+                        "million images or more (epochs x training images), where it pays, except fp32 on a GPU")
     add_shared(g, ("device", "where to train: auto picks cuda, then mps, then cpu; under torchrun each process takes "
                           "the GPU of its local rank (default: auto)"))
     g = t.add_argument_group("run directory")

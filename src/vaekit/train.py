@@ -98,7 +98,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, force: bool 
     (see :mod:`vaekit.plots.callbacks`: ``Pictures()`` draws the animation and figures,
     ``TensorBoard()`` logs there); only rank 0 calls them. ``compile=True`` runs the step
     through ``torch.compile`` (seconds, once); ``None`` (the default) decides by
-    :func:`vaekit.trainer.auto_compile`: only for bf16/fp16 runs long enough to earn it back. ``device``: ``auto`` (CUDA, else MPS, else CPU).
+    :func:`vaekit.trainer.auto_compile`: only for runs long enough to earn it back (not fp32 on a GPU). ``device``: ``auto`` (CUDA, else MPS, else CPU).
     ``objective``: what to minimise (default: the config's, see :func:`make_objective`).
 
     Launched by ``torchrun`` with several processes, every process calls this with the same
