@@ -127,10 +127,67 @@ def make_step(model: torch.nn.Module, objective=None, precision: str = "fp32", c
     return step
 
 
+FINITE_CHECK_EVERY = {"cpu": 1}  # steps between host reads of the finiteness flag, by device type (else 50)
+FINITE_CHECK_DEFAULT = 50
+
+
+def finite_check_every(device: torch.device | str) -> int:
+    """How often (in steps) the trainer reads on the host whether a loss or gradient norm stopped being finite.
+    Every step on a CPU, where the read costs microseconds and the run stops before the weights are touched;
+    every :data:`FINITE_CHECK_DEFAULT` steps elsewhere, where each read waits for the device to finish its
+    queue: between reads, a non-finite step and every step after it leave the weights and the optimiser's
+    state as they were (on the device, through the fused optimiser's ``found_inf``), so the run stops with
+    the weights of the step before and names that step exactly."""
+    return FINITE_CHECK_EVERY.get(torch.device(device).type, FINITE_CHECK_DEFAULT)
+
+
+class _DeferredCheck:
+    """The device-side record of the first non-finite step of an epoch, read on the host every ``every`` steps.
+
+    Once a step is not finite, every later update of the epoch is skipped on the device: the fused optimiser
+    reads ``found_inf`` (the protocol of torch's gradient scaler) and leaves weights, moments and step counts
+    untouched."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, device: torch.device, every: int):
+        self.optimizer, self.every = optimizer, every
+        self.halted = torch.zeros((), dtype=torch.float32, device=device)  # 1.0 from the first bad step on
+        self.first = torch.full((), -1, dtype=torch.int64, device=device)  # that step (1-based in the epoch)
+        self.value = torch.zeros((), dtype=torch.float32, device=device)  # the loss or norm it had
+        self.what = torch.zeros((), dtype=torch.int64, device=device)  # 0: the loss, 1: the gradient norm
+
+    @staticmethod
+    def usable(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, ctx: Context) -> bool:
+        """Only a fused optimiser skips an update on the device; a gradient scaler already uses ``found_inf``;
+        several processes agree on a stop step by step."""
+        return bool(optimizer.defaults.get("fused")) and not scaler.is_enabled() and ctx.world_size == 1
+
+    def record(self, k: int, value: torch.Tensor, what: int) -> None:
+        bad = ~torch.isfinite(value.detach())
+        new = bad & (self.first < 0)
+        self.first = torch.where(new, k, self.first)
+        self.value = torch.where(new, value.detach().float(), self.value)
+        self.what = torch.where(new, what, self.what)
+        self.halted = torch.maximum(self.halted, bad.float())
+
+    def arm(self) -> None:
+        self.optimizer.found_inf = self.halted
+
+    def raise_if_bad(self, where: tuple[int, int]) -> None:
+        first = int(self.first)  # the host read
+        if first >= 0:
+            name = "loss" if int(self.what) == 0 else "gradient norm"
+            raise DivergenceError(f"the {name} became {self.value.item()} at epoch {where[0]}, "
+                                  f"step {where[1] + first}")
+
+    def close(self) -> None:
+        self.optimizer.__dict__.pop("found_inf", None)
+
+
 def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tensor, batch_size: int,
                 grad_clip: float = 0.0, where: tuple[int, int] = (0, 0), bar: tqdm | None = None,
                 ctx: Context | None = None, scaler: torch.amp.GradScaler | None = None,
-                n_global: int | None = None, y: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], int]:
+                n_global: int | None = None, y: torch.Tensor | None = None,
+                check_every: int = 1) -> tuple[dict[str, torch.Tensor], int]:
     """One pass over ``x`` (already shuffled) in contiguous batches: the sums of what the objective reports
     (:func:`vaekit.objectives.reported`: the ELBO, reconstruction, KL and its own terms), by name, on the device,
     and the number of steps.
@@ -142,7 +199,10 @@ def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tens
     ``x`` holds this rank's rows (:func:`vaekit.distributed.local_rows`); each rank's loss is
     scaled so that the averaged gradient is the whole batch's; the sums are this rank's.
     ``scaler``: a gradient scaler (enabled for fp16) that skips overflowed steps. ``y``: labels
-    in the order of ``x``, for a conditional model.
+    in the order of ``x``, for a conditional model. ``check_every`` > 1 (:func:`finite_check_every`) reads
+    the finiteness on the host that often instead of every step, where the optimiser is fused, one process
+    trains and no gradient scaler runs (else every step): the first non-finite step and all after it change
+    nothing, and the error names that step, as the step-by-step check does.
     """
     ctx = ctx or Context()
     world, rank = ctx.world_size, ctx.rank
@@ -153,38 +213,55 @@ def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tens
     names, totals = None, None
     params = [p for group in optimizer.param_groups for p in group["params"]]
     bar = bar if bar is not None else tqdm(disable=True)
+    deferred = _DeferredCheck(optimizer, x.device, check_every) \
+        if check_every > 1 and _DeferredCheck.usable(optimizer, scaler, ctx) else None
     steps = pos = 0
-    for i in range(0, n, batch_size):
-        b = min(batch_size, n - i)  # this step's global batch; this rank's share of it follows
-        mine = shard(b, world, rank)
-        rows = slice(pos, pos + mine.stop - mine.start)
-        terms = step(batch(x[rows], y[rows] if y is not None else None))  # uint8 becomes [0, 1] a batch at a time
-        pos = rows.stop
-        loss = objective.loss(terms, b / world)
-        bad = not torch.isfinite(loss)  # one host read; on a CPU it costs microseconds
-        if ctx.any(bad):  # with several processes, agreed by all
-            raise DivergenceError(f"the loss became {loss.item() if bad else 'not finite on another process'} "
-                                  f"at epoch {where[0]}, step {where[1] + steps + 1}")
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if grad_clip:
-            scaler.unscale_(optimizer)
-            norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
-            if not scaler.is_enabled() and not torch.isfinite(norm):  # an enabled scaler skips overflowed steps
-                raise DivergenceError(f"the gradient norm became {norm.item()} at epoch {where[0]}, "
-                                      f"step {where[1] + steps + 1}")
-        scaler.step(optimizer)
-        scaler.update()
-        steps += 1
-        report = reported(objective, terms)
-        if totals is None:  # the names an objective reports are known at its first step
-            names = list(report)
-            totals = torch.zeros(len(names), dtype=torch.float32 if x.device.type == "mps" else torch.float64,
-                                 device=x.device)
-        totals += torch.stack([report[k] for k in names]).detach()
-        bar.update(1)
-        if bar.n % 25 == 0 and not bar.disable:  # one host read per 25 steps, for the display
-            bar.set_postfix(elbo=f"{totals[0].item() / min(n, i + batch_size) * world:.2f}")
+    try:
+        for i in range(0, n, batch_size):
+            b = min(batch_size, n - i)  # this step's global batch; this rank's share of it follows
+            mine = shard(b, world, rank)
+            rows = slice(pos, pos + mine.stop - mine.start)
+            terms = step(batch(x[rows], y[rows] if y is not None else None))  # uint8 becomes [0, 1] a batch at a time
+            pos = rows.stop
+            loss = objective.loss(terms, b / world)
+            if deferred is not None:
+                deferred.record(steps + 1, loss, 0)
+            else:
+                bad = not torch.isfinite(loss)  # one host read; on a CPU it costs microseconds
+                if ctx.any(bad):  # with several processes, agreed by all
+                    raise DivergenceError(f"the loss became {loss.item() if bad else 'not finite on another process'}"
+                                          f" at epoch {where[0]}, step {where[1] + steps + 1}")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if grad_clip:
+                scaler.unscale_(optimizer)
+                norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+                if deferred is not None:
+                    deferred.record(steps + 1, norm, 1)
+                elif not scaler.is_enabled() and not torch.isfinite(norm):  # an enabled scaler skips overflowed steps
+                    raise DivergenceError(f"the gradient norm became {norm.item()} at epoch {where[0]}, "
+                                          f"step {where[1] + steps + 1}")
+            if deferred is not None:
+                deferred.arm()
+            scaler.step(optimizer)
+            scaler.update()
+            steps += 1
+            if deferred is not None and steps % check_every == 0:
+                deferred.raise_if_bad(where)
+            report = reported(objective, terms)
+            if totals is None:  # the names an objective reports are known at its first step
+                names = list(report)
+                totals = torch.zeros(len(names), dtype=torch.float32 if x.device.type == "mps" else torch.float64,
+                                     device=x.device)
+            totals += torch.stack([report[k] for k in names]).detach()
+            bar.update(1)
+            if bar.n % 25 == 0 and not bar.disable:  # one host read per 25 steps, for the display
+                bar.set_postfix(elbo=f"{totals[0].item() / min(n, i + batch_size) * world:.2f}")
+        if deferred is not None:
+            deferred.raise_if_bad(where)
+    finally:
+        if deferred is not None:
+            deferred.close()
     return dict(zip(names, totals)) if totals is not None else {}, steps
 
 
@@ -251,8 +328,8 @@ class Trainer:
         cfg, ctx, n = self.cfg, self.ctx, len(self.train_ds)
         t0 = _now()
         pos = schedule.position(cfg.train, epoch, self.state.elapsed, self.state.last_epoch_seconds)
-        lr, objective = schedule.learning_rate(cfg.train, pos), kl_warmup(self.objective, pos.end,
-                                                                           cfg.train.warmup_epochs)
+        lr = schedule.learning_rate(cfg.train, pos)
+        objective = kl_warmup(self.objective, schedule.warmup_position(cfg.train, epoch, pos), cfg.train.warmup_epochs)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x, y = self.shuffled()
@@ -261,7 +338,7 @@ class Trainer:
             try:
                 sums, steps = train_epoch(self.step, objective, self.optimizer, x, cfg.train.batch_size,
                                           cfg.train.grad_clip, (epoch, self.state.step), bar, ctx, self.scaler, n,
-                                          y)
+                                          y, finite_check_every(ctx.device))
             except DivergenceError as e:  # every rank stops at the same step
                 raise ctx.everywhere(_diverged(e, epoch, self.run_dir, cfg, lr)) from None
         self.state.step += steps
@@ -317,4 +394,5 @@ def _unsaved(e: OSError | None, epoch: int, run_dir: Path) -> CheckpointError:
                            f"the folder writable, then continue with --resume --out {run_dir}")
 
 
-__all__ = ["AUTOCAST_DTYPES", "Trainer", "auto_compile", "auto_precision", "make_objective", "make_step", "train_epoch"]
+__all__ = ["AUTOCAST_DTYPES", "FINITE_CHECK_EVERY", "Trainer", "auto_compile", "auto_precision", "finite_check_every",
+           "make_objective", "make_step", "train_epoch"]

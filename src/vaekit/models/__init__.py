@@ -14,7 +14,7 @@ from ..errors import VaekitError, unknown_name
 from ..options import Option
 from .decoders import GatedMLPDecoder, MLPDecoder
 from .distributions import Bernoulli, DiagonalNormal, FixedGaussian, StandardNormal
-from .encoders import GatedMLPEncoder, MLPEncoder
+from .encoders import LOGVAR_MAX, LOGVAR_MIN, GatedMLPEncoder, MLPEncoder
 from .likelihoods import (DISCRETE, LIKELIHOODS, BernoulliLikelihood, ContinuousBernoulliLikelihood,
                           GaussianLikelihood, LearnedGaussianLikelihood, LogisticLikelihood, likelihood_class,
                           make_likelihood)
@@ -34,6 +34,24 @@ HIDDEN = Option("hidden", (400,), "hidden layer widths of the MLP encoder (of th
                 metavar="N", check=_widths, rule="a list of layer widths >= 1", zero=())
 
 
+LOGVAR_BOUNDS = (Option("logvar_min", LOGVAR_MIN, "lower bound of the Gaussian heads' log-variance (q(z|x), and "
+                        "the hvae's q(z1|x,z2) and p(z1|z2)); Tomczak & Welling bound it to [-6, 2]",
+                        metavar="F", check=lambda v: -80 <= v <= 80, rule="a number in [-80, 80]"),
+                 Option("logvar_max", LOGVAR_MAX, "upper bound of the Gaussian heads' log-variance", metavar="F",
+                        check=lambda v: -80 <= v <= 80, rule="a number in [-80, 80]"))
+
+
+def _check_logvar_bounds(a) -> None:
+    if not a.logvar_min < a.logvar_max:
+        raise VaekitError(f"--logvar-min {a.logvar_min:g} must be below --logvar-max {a.logvar_max:g}")
+
+
+def _logvar_text(a) -> str:
+    if (a.logvar_min, a.logvar_max) == (LOGVAR_MIN, LOGVAR_MAX):
+        return ""
+    return f", log-variance in [{a.logvar_min:g}, {a.logvar_max:g}]"
+
+
 class MLPNetworks:
     """``arch = "mlp"``: ReLU hidden layers of widths ``hidden`` (``dropout`` after each, if set); the decoder
     mirrors the encoder."""
@@ -42,13 +60,15 @@ class MLPNetworks:
     options = (HIDDEN,
                Option("dropout", 0.0, "MLP networks: dropout after every hidden layer of encoder and decoder while "
                       "training, against overfitting (none at evaluation)", metavar="P", default_text="0, none",
-                      check=lambda p: 0 <= p < 1, rule="in [0, 1)"))
+                      check=lambda p: 0 <= p < 1, rule="in [0, 1)"),
+               *LOGVAR_BOUNDS)
+    check_options = staticmethod(_check_logvar_bounds)
 
     @classmethod
     def from_config(cls, cfg, image_shape, likelihood, cond_dim: int = 0):
         """Encoder and decoder for images of ``image_shape``; ``cond_dim``: extra inputs for a label."""
         d, a = math.prod(image_shape), cfg.arch
-        encoder = cls.encoder_cls(d, a.hidden, cfg.latent_dim, cond_dim, a.dropout)
+        encoder = cls.encoder_cls(d, a.hidden, cfg.latent_dim, cond_dim, a.dropout, (a.logvar_min, a.logvar_max))
         encoder.input_shape = tuple(image_shape)  # what it reads (a prior built on it, the VampPrior, needs it)
         # the likelihood says how many numbers it needs per pixel
         decoder = cls.decoder_cls(cfg.latent_dim, tuple(reversed(a.hidden)), d * likelihood.params_per_pixel,
@@ -59,7 +79,7 @@ class MLPNetworks:
     def describe(cls, cfg, image_shape) -> str:
         a = cfg.arch
         return f"{a.name} {math.prod(image_shape)}-{'-'.join(map(str, (*a.hidden, cfg.latent_dim)))}" + \
-            (f" (dropout {a.dropout:g})" if a.dropout else "")
+            (f" (dropout {a.dropout:g})" if a.dropout else "") + _logvar_text(a)
 
 
 class GatedMLPNetworks(MLPNetworks):
@@ -77,13 +97,14 @@ class ConvNetworks:
                       metavar="C", check=_widths, rule="a list of channel counts >= 1"),
                Option("conv_levels", None, "conv networks: number of levels", kind=int, metavar="N",
                       default_text="one per --conv-channels", check=lambda n: n >= 1, rule="a whole number >= 1"),
-               HIDDEN)
+               HIDDEN, *LOGVAR_BOUNDS)
 
     refuses = {"dropout": "dropout is for the MLP networks (--arch mlp or gated-mlp); drop --dropout for the conv "
                           "networks"}
 
     @staticmethod
     def check_options(a) -> None:
+        _check_logvar_bounds(a)
         if a.conv_levels is not None and len(a.conv_channels) not in (1, a.conv_levels):
             raise VaekitError(f"--conv-levels {a.conv_levels} needs one channel count per level or a single one "
                               f"(doubled at each level), got --conv-channels {' '.join(map(str, a.conv_channels))}")
@@ -103,7 +124,7 @@ class ConvNetworks:
         if len(channels) > max_levels(h, w):
             raise VaekitError(f"images of {h}x{w} allow at most {max_levels(h, w)} conv levels (each halves the "
                               f"size), got {len(channels)}: give fewer --conv-channels or a smaller --conv-levels")
-        encoder = ConvEncoder(image_shape, channels, a.hidden, cfg.latent_dim, cond_dim)
+        encoder = ConvEncoder(image_shape, channels, a.hidden, cfg.latent_dim, cond_dim, (a.logvar_min, a.logvar_max))
         encoder.input_shape = tuple(image_shape)
         decoder = ConvDecoder(image_shape, channels, tuple(reversed(a.hidden)), cfg.latent_dim, likelihood,
                               cond_dim)
@@ -114,7 +135,7 @@ class ConvNetworks:
         a = cfg.arch
         return (f"conv {'x'.join(map(str, image_shape))}, levels of {'-'.join(map(str, cls.channels_per_level(a)))} "
                 f"channels" + (f", dense {'-'.join(map(str, a.hidden))}" if a.hidden else "") +
-                f", latent {cfg.latent_dim}")
+                f", latent {cfg.latent_dim}" + _logvar_text(a))
 
 
 ARCHITECTURES = {"mlp": MLPNetworks, "gated-mlp": GatedMLPNetworks, "conv": ConvNetworks}

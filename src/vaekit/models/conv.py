@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .distributions import DiagonalNormal
-from .encoders import bounded_logvar, mlp
+from .encoders import LOGVAR_MAX, LOGVAR_MIN, bounded_logvar, mlp
 
 KERNEL, STRIDE, PADDING = 4, 2, 1
 
@@ -48,11 +48,12 @@ class ConvEncoder(nn.Module):
     """x [B, C, H, W] -> conv levels (ReLU) -> flatten -> dense ``hidden`` -> (mu, logvar) [B, L]."""
 
     def __init__(self, image_shape: Sequence[int], channels: Sequence[int], hidden: Sequence[int],
-                 latent_dim: int, cond_dim: int = 0):
+                 latent_dim: int, cond_dim: int = 0, logvar_bounds: tuple[float, float] = (LOGVAR_MIN, LOGVAR_MAX)):
         super().__init__()
         c, h, w = image_shape
         self.image_shape = tuple(image_shape)
         self.latent_dim = latent_dim
+        self.logvar_bounds = tuple(map(float, logvar_bounds))
         layers: list[nn.Module] = []
         for width in channels:
             layers += [nn.Conv2d(c, width, KERNEL, STRIDE, PADDING), nn.ReLU()]
@@ -69,7 +70,7 @@ class ConvEncoder(nn.Module):
         if cond is not None:
             f = torch.cat([f, cond.to(f.dtype)], dim=-1)
         mu, logvar = self.dense(f).float().chunk(2, dim=-1)
-        return DiagonalNormal(mu, bounded_logvar(mu, logvar))
+        return DiagonalNormal(mu, bounded_logvar(mu, logvar, self.logvar_bounds))
 
 
 class ConvDecoder(nn.Module):

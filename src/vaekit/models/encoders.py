@@ -13,14 +13,17 @@ LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 RESOLUTION = 2.0 ** -12  # a posterior's spread is kept >= this share of its mean's size (float32 has 24 bits)
 
 
-def bounded_logvar(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """The head's log-variance kept in [LOGVAR_MIN, LOGVAR_MAX] and sigma >= RESOLUTION * |mu|: exp() can neither
+def bounded_logvar(mu: torch.Tensor, logvar: torch.Tensor,
+                   bounds: tuple[float, float] = (LOGVAR_MIN, LOGVAR_MAX)) -> torch.Tensor:
+    """The head's log-variance kept in ``bounds`` (by default [LOGVAR_MIN, LOGVAR_MAX]; the networks' option
+    ``logvar_min``/``logvar_max`` narrows it, as Tomczak & Welling's hardtanh to [-6, 2] does: outside, the
+    gradient is zero) and sigma >= RESOLUTION * |mu|: exp() can neither
     underflow to 0 nor overflow, and a float32 sample mu + sigma * eps resolves eps (where sigma is below a few
     float32 steps of mu, the sample is rounded onto a grid and its log-density is no longer that of a draw
     from q: the bounds would bound nothing). The floor is reached only by a posterior narrower than 1/4096
     of its mean, far beyond anything a fitted VAE uses; it stops an optimiser from exploiting the rounding."""
     floor = 2.0 * torch.log(mu.detach().abs() * RESOLUTION)
-    return torch.maximum(logvar.clamp(LOGVAR_MIN, LOGVAR_MAX), floor)
+    return torch.maximum(logvar.clamp(*bounds), floor)
 
 
 def mlp(sizes: Sequence[int], dropout: float = 0.0) -> nn.Sequential:
@@ -40,10 +43,12 @@ class MLPEncoder(nn.Module):
     the log-variance head is the tutorial's "sigma^2 in log space".
     """
 
-    def __init__(self, in_dim: int, hidden: Sequence[int], latent_dim: int, cond_dim: int = 0, dropout: float = 0.0):
+    def __init__(self, in_dim: int, hidden: Sequence[int], latent_dim: int, cond_dim: int = 0, dropout: float = 0.0,
+                 logvar_bounds: tuple[float, float] = (LOGVAR_MIN, LOGVAR_MAX)):
         super().__init__()
         self.net = mlp([in_dim + cond_dim, *hidden, 2 * latent_dim], dropout)
         self.latent_dim = latent_dim
+        self.logvar_bounds = tuple(map(float, logvar_bounds))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> DiagonalNormal:
         if x.dim() > 2:  # images [B, C, H, W] -> rows of pixels (a view)
@@ -51,7 +56,7 @@ class MLPEncoder(nn.Module):
         if cond is not None:  # a conditional model's labels, one-hot rows [B, classes]
             x = torch.cat([x, cond.to(x.dtype)], dim=-1)
         mu, logvar = self.net(x).float().chunk(2, dim=-1)  # float32 even under bf16 autocast
-        return DiagonalNormal(mu, bounded_logvar(mu, logvar))
+        return DiagonalNormal(mu, bounded_logvar(mu, logvar, self.logvar_bounds))
 
 
 class GatedDense(nn.Module):
@@ -79,6 +84,7 @@ def gated_mlp(sizes: Sequence[int], dropout: float = 0.0) -> nn.Sequential:
 class GatedMLPEncoder(MLPEncoder):
     """:class:`MLPEncoder` with gated hidden layers."""
 
-    def __init__(self, in_dim: int, hidden: Sequence[int], latent_dim: int, cond_dim: int = 0, dropout: float = 0.0):
-        super().__init__(in_dim, hidden, latent_dim, cond_dim)
+    def __init__(self, in_dim: int, hidden: Sequence[int], latent_dim: int, cond_dim: int = 0, dropout: float = 0.0,
+                 logvar_bounds: tuple[float, float] = (LOGVAR_MIN, LOGVAR_MAX)):
+        super().__init__(in_dim, hidden, latent_dim, cond_dim, logvar_bounds=logvar_bounds)
         self.net = gated_mlp([in_dim + cond_dim, *hidden, 2 * latent_dim], dropout)

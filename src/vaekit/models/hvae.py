@@ -60,16 +60,18 @@ class HVAE(VAE):
         l1 = cfg.variant.z1_dim or l2
         hidden = tuple(a.hidden)
         likelihood = decoder.likelihood
+        bounds = encoder.logvar_bounds  # the top encoder's, from the networks' options: the same for every head
         if isinstance(encoder, ConvEncoder) and isinstance(decoder, ConvDecoder):
             channels = [m.out_channels for m in encoder.conv if isinstance(m, nn.Conv2d)]
-            lower_encoder = ConvEncoder(image_shape, channels, hidden, l1, cond_dim=l2)
-            lower_prior = MLPEncoder(l2, hidden or (max(l1, l2),), l1)
+            lower_encoder = ConvEncoder(image_shape, channels, hidden, l1, cond_dim=l2, logvar_bounds=bounds)
+            lower_prior = MLPEncoder(l2, hidden or (max(l1, l2),), l1, logvar_bounds=bounds)
             top_decoder = ConvDecoder(image_shape, channels, tuple(reversed(hidden)), l2, likelihood, cond_dim=l1)
         elif isinstance(encoder, MLPEncoder) and isinstance(decoder, MLPDecoder):
             d, dropout = math.prod(image_shape), a.dropout
             enc_cls, dec_cls = type(encoder), type(decoder)
-            lower_encoder = enc_cls(d, hidden, l1, cond_dim=l2, dropout=dropout)  # q(z1 | x, z2): x, z2 beside it
-            lower_prior = enc_cls(l2, hidden, l1, dropout=dropout)  # p(z1 | z2)
+            lower_encoder = enc_cls(d, hidden, l1, cond_dim=l2, dropout=dropout,  # q(z1 | x, z2): x, z2 beside it
+                                    logvar_bounds=bounds)
+            lower_prior = enc_cls(l2, hidden, l1, dropout=dropout, logvar_bounds=bounds)  # p(z1 | z2)
             top_decoder = dec_cls(l2, tuple(reversed(hidden)), d * likelihood.params_per_pixel, likelihood,
                                   cond_dim=l1, dropout=dropout)  # p(x | z1, z2): z2 with z1 beside it
         else:
