@@ -138,9 +138,10 @@ def test_every_config_option_reaches_the_saved_config(tmp_path, capsys):
     assert all(flag in helptext for _, _, flag, _ in cli_options())
     out = tmp_path / "r"
     assert main(["train", "--data", "digits", "--arch", "gated-mlp", "--latent-dim", "3", "--hidden", "8", "4",
-                 "--epochs", "1", "--lr", "0.002", "--warmup-epochs", "2", "--no-plots", "--no-progress",
+                 "--logvar-min", "-6", "--epochs", "1", "--lr", "0.002", "--warmup-epochs", "2", "--no-plots", "--no-progress",
                  "--out", str(out)]) == 0
     saved = json.loads((out / "config.json").read_text())
-    assert saved["model"]["arch"] == {"name": "gated-mlp", "hidden": [8, 4], "dropout": 0.0}
+    assert saved["model"]["arch"] == {"name": "gated-mlp", "hidden": [8, 4], "dropout": 0.0, "logvar_min": -6.0,
+                                      "logvar_max": 20.0}
     assert saved["model"]["latent_dim"] == 3 and saved["train"]["lr"] == 0.002
     assert saved["train"]["warmup_epochs"] == 2 and saved["data"]["image_shape"] == [1, 8, 8]

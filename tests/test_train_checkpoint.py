@@ -260,7 +260,7 @@ def test_auto_compile_only_where_it_was_measured_to_pay(monkeypatch):
     monkeypatch.setattr(trainer.shutil, "which", lambda name: "/usr/bin/" + name)
     assert trainer.auto_compile("bf16", "cpu", big)[0]
     assert trainer.auto_compile("fp16", "cpu", 2 * big)[0]
-    assert trainer.auto_compile("fp32", "cpu", big)[0]  # +12-16% measured on an AVX2 CPU
+    assert trainer.auto_compile("fp32", "cpu", big)[0]  # +7-15% measured on an AVX2 CPU
     off = [trainer.auto_compile("fp32", "cuda", 10 * big), trainer.auto_compile("bf16", "cpu", big - 1),
            trainer.auto_compile("bf16", "meta", big)]
     assert not any(on for on, _ in off) and all(why for _, why in off)

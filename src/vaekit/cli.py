@@ -118,7 +118,7 @@ def _train_parser(sub) -> None:
     g = groups["train"]
     g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="compile the training step with torch.compile (needs a C++ compiler on a CPU; seconds, "
-                        "once; +10-20%% with bf16 and +12-16%% in fp32 measured on 2-core CPUs). Default: on for runs of 5 "
+                        "once; +10-20%% with bf16 and +7-15%% in fp32 on an AVX2 one, measured on 2-core CPUs). Default: on for runs of 5 "
                         "million images or more (epochs x training images), where it pays, except fp32 on a GPU")
     add_shared(g, ("device", "where to train: auto picks cuda, then mps, then cpu; under torchrun each process takes "
                           "the GPU of its local rank (default: auto)"))

@@ -82,8 +82,8 @@ COMPILE_MIN_IMAGES = 5_000_000  # images trained on (epochs x training images) f
 def auto_compile(precision: str, device: torch.device | str, images: int) -> tuple[bool, str]:
     """Whether ``compile=None`` (auto) compiles the step, and why. Measured on 2-core CPUs
     (docs/benchmarks.md, "Compile"): compiling takes seconds once and fuses the elementwise work, which
-    pays in bf16 (the products are cheap there) and in float32 on an AVX2 CPU (+12% on the 784-400-20
-    step, +16% on the quality preset; nothing measurable in float32 on an AVX512 CPU, so no loss there);
+    pays in bf16 (the products are cheap there) and in float32 on an AVX2 CPU (+7-13% on the 784-400-20
+    step, +15% on the quality preset's; nothing measurable in float32 on an AVX512 CPU, so no loss there);
     so: a run long enough to earn the compilation back, float32 only on a CPU (not measured on a GPU),
     and the compiler torch.compile needs on a CPU."""
     device = torch.device(device)
