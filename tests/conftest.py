@@ -15,6 +15,30 @@ def _seed_and_cache(tmp_path, monkeypatch):
     yield
 
 
+@pytest.fixture
+def poison_training(monkeypatch):
+    """``poison_training(n)``: from the (n+1)-th training forward pass on, the reconstruction is NaN (a diverging
+    run); it returns a function that undoes it."""
+    from vaekit.models import VAE
+
+    original = VAE.forward
+
+    def after(n: int):
+        calls = {"n": 0}
+
+        def poisoned(self, x, n_samples=1):
+            terms = original(self, x, n_samples)
+            calls["n"] += self.training
+            if self.training and calls["n"] > n:
+                return terms._replace(reconstruction=terms.reconstruction * float("nan"))
+            return terms
+
+        monkeypatch.setattr(VAE, "forward", poisoned)
+        return lambda: monkeypatch.setattr(VAE, "forward", original)
+
+    return after
+
+
 def shared_data(sub: str) -> Path:
     path = SHARED_DATA / sub
     if not path.is_dir():

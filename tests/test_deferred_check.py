@@ -15,7 +15,7 @@ from vaekit import trainer
 from vaekit.checkpoint import load
 from vaekit.config import RunConfig
 from vaekit.errors import DivergenceError
-from vaekit.models import VAE, build_model
+from vaekit.models import build_model
 from vaekit.objectives import ELBO
 from vaekit.train import make_optimizer, make_step, train_epoch
 
@@ -110,7 +110,8 @@ def small(epochs):
                                 "train": {"epochs": epochs, "batch_size": 64}})
 
 
-def test_a_run_read_every_n_steps_resumes_bit_identically_and_stops_naming_the_step(tmp_path, monkeypatch):
+def test_a_run_read_every_n_steps_resumes_bit_identically_and_stops_naming_the_step(tmp_path, monkeypatch,
+                                                                                    poison_training):
     vaekit.train(small(3), tmp_path / "once", progress=False, log=quiet)  # the step-by-step check (the CPU's)
     monkeypatch.setitem(trainer.FINITE_CHECK_EVERY, "cpu", 5)
     assert trainer.finite_check_every("cpu") == 5
@@ -121,17 +122,7 @@ def test_a_run_read_every_n_steps_resumes_bit_identically_and_stops_naming_the_s
     rows = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3]
 
-    calls = {"n": 0}
-    original = VAE.forward
-
-    def poisoned(self, x, n_samples=1):
-        terms = original(self, x, n_samples)
-        calls["n"] += self.training
-        if self.training and calls["n"] > 30:  # the 31st step: epoch 2 (23 steps an epoch)
-            return terms._replace(reconstruction=terms.reconstruction * float("nan"))
-        return terms
-
-    monkeypatch.setattr(VAE, "forward", poisoned)
+    poison_training(30)  # the 31st step: epoch 2 (23 steps an epoch)
     with pytest.raises(DivergenceError) as e:
         vaekit.train(small(3), tmp_path / "bad", progress=False, log=quiet)
     assert "epoch 2, step 31" in str(e.value) and "last good checkpoint (epoch 1)" in str(e.value)
