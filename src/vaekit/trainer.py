@@ -141,16 +141,46 @@ def finite_check_every(device: torch.device | str) -> int:
     return FINITE_CHECK_EVERY.get(torch.device(device).type, FINITE_CHECK_DEFAULT)
 
 
+class _StepCheck:
+    """The finiteness check read on the host at every step: a non-finite loss (or, with clipping, gradient norm)
+    raises before the optimiser touches the weights; with several processes all agree on it at that step."""
+
+    def __init__(self, ctx: Context, scaler: torch.amp.GradScaler, where: tuple[int, int]):
+        self.ctx, self.scaler, self.where = ctx, scaler, where
+
+    def loss(self, k: int, loss: torch.Tensor) -> None:
+        bad = not torch.isfinite(loss)  # one host read; on a CPU it costs microseconds
+        if self.ctx.any(bad):  # with several processes, agreed by all
+            raise DivergenceError(f"the loss became {loss.item() if bad else 'not finite on another process'} "
+                                  f"at epoch {self.where[0]}, step {self.where[1] + k}")
+
+    def norm(self, k: int, norm: torch.Tensor) -> None:
+        if not self.scaler.is_enabled() and not torch.isfinite(norm):  # an enabled scaler skips overflowed steps
+            raise DivergenceError(f"the gradient norm became {norm.item()} at epoch {self.where[0]}, "
+                                  f"step {self.where[1] + k}")
+
+    def before_update(self) -> None:
+        pass
+
+    def after_step(self, k: int) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class _DeferredCheck:
-    """The device-side record of the first non-finite step of an epoch, read on the host every ``every`` steps.
+    """The same check, recorded on the device and read on the host every ``every`` steps and at the epoch's end.
 
     Once a step is not finite, every later update of the epoch is skipped on the device: the fused optimiser
     reads ``found_inf`` (the protocol of torch's gradient scaler) and leaves weights, moments and step counts
-    untouched."""
+    untouched, so the error names the first bad step with the weights of the step before."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, device: torch.device, every: int):
-        self.optimizer, self.every = optimizer, every
-        self.halted = torch.zeros((), dtype=torch.float32, device=device)  # 1.0 from the first bad step on
+    def __init__(self, optimizer: torch.optim.Optimizer, device: torch.device, every: int, where: tuple[int, int]):
+        self.optimizer, self.every, self.where = optimizer, every, where
         self.first = torch.full((), -1, dtype=torch.int64, device=device)  # that step (1-based in the epoch)
         self.value = torch.zeros((), dtype=torch.float32, device=device)  # the loss or norm it had
         self.what = torch.zeros((), dtype=torch.int64, device=device)  # 0: the loss, 1: the gradient norm
@@ -161,23 +191,31 @@ class _DeferredCheck:
         several processes agree on a stop step by step."""
         return bool(optimizer.defaults.get("fused")) and not scaler.is_enabled() and ctx.world_size == 1
 
-    def record(self, k: int, value: torch.Tensor, what: int) -> None:
-        bad = ~torch.isfinite(value.detach())
-        new = bad & (self.first < 0)
+    def _record(self, k: int, value: torch.Tensor, what: int) -> None:
+        new = ~torch.isfinite(value.detach()) & (self.first < 0)
         self.first = torch.where(new, k, self.first)
         self.value = torch.where(new, value.detach().float(), self.value)
         self.what = torch.where(new, what, self.what)
-        self.halted = torch.maximum(self.halted, bad.float())
 
-    def arm(self) -> None:
-        self.optimizer.found_inf = self.halted
+    def loss(self, k: int, loss: torch.Tensor) -> None:
+        self._record(k, loss, 0)
 
-    def raise_if_bad(self, where: tuple[int, int]) -> None:
+    def norm(self, k: int, norm: torch.Tensor) -> None:
+        self._record(k, norm, 1)
+
+    def before_update(self) -> None:
+        self.optimizer.found_inf = (self.first >= 0).float()  # 1.0 from the first bad step on: skip
+
+    def after_step(self, k: int) -> None:
+        if k % self.every == 0:
+            self.end()
+
+    def end(self) -> None:
         first = int(self.first)  # the host read
         if first >= 0:
             name = "loss" if int(self.what) == 0 else "gradient norm"
-            raise DivergenceError(f"the {name} became {self.value.item()} at epoch {where[0]}, "
-                                  f"step {where[1] + first}")
+            raise DivergenceError(f"the {name} became {self.value.item()} at epoch {self.where[0]}, "
+                                  f"step {self.where[1] + first}")
 
     def close(self) -> None:
         self.optimizer.__dict__.pop("found_inf", None)
@@ -213,8 +251,8 @@ def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tens
     names, totals = None, None
     params = [p for group in optimizer.param_groups for p in group["params"]]
     bar = bar if bar is not None else tqdm(disable=True)
-    deferred = _DeferredCheck(optimizer, x.device, check_every) \
-        if check_every > 1 and _DeferredCheck.usable(optimizer, scaler, ctx) else None
+    check = _DeferredCheck(optimizer, x.device, check_every, where) \
+        if check_every > 1 and _DeferredCheck.usable(optimizer, scaler, ctx) else _StepCheck(ctx, scaler, where)
     steps = pos = 0
     try:
         for i in range(0, n, batch_size):
@@ -224,30 +262,17 @@ def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tens
             terms = step(batch(x[rows], y[rows] if y is not None else None))  # uint8 becomes [0, 1] a batch at a time
             pos = rows.stop
             loss = objective.loss(terms, b / world)
-            if deferred is not None:
-                deferred.record(steps + 1, loss, 0)
-            else:
-                bad = not torch.isfinite(loss)  # one host read; on a CPU it costs microseconds
-                if ctx.any(bad):  # with several processes, agreed by all
-                    raise DivergenceError(f"the loss became {loss.item() if bad else 'not finite on another process'}"
-                                          f" at epoch {where[0]}, step {where[1] + steps + 1}")
+            check.loss(steps + 1, loss)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if grad_clip:
                 scaler.unscale_(optimizer)
-                norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
-                if deferred is not None:
-                    deferred.record(steps + 1, norm, 1)
-                elif not scaler.is_enabled() and not torch.isfinite(norm):  # an enabled scaler skips overflowed steps
-                    raise DivergenceError(f"the gradient norm became {norm.item()} at epoch {where[0]}, "
-                                          f"step {where[1] + steps + 1}")
-            if deferred is not None:
-                deferred.arm()
+                check.norm(steps + 1, torch.nn.utils.clip_grad_norm_(params, grad_clip))
+            check.before_update()
             scaler.step(optimizer)
             scaler.update()
             steps += 1
-            if deferred is not None and steps % check_every == 0:
-                deferred.raise_if_bad(where)
+            check.after_step(steps)
             report = reported(objective, terms)
             if totals is None:  # the names an objective reports are known at its first step
                 names = list(report)
@@ -257,11 +282,9 @@ def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tens
             bar.update(1)
             if bar.n % 25 == 0 and not bar.disable:  # one host read per 25 steps, for the display
                 bar.set_postfix(elbo=f"{totals[0].item() / min(n, i + batch_size) * world:.2f}")
-        if deferred is not None:
-            deferred.raise_if_bad(where)
+        check.end()  # the epoch's last steps, read
     finally:
-        if deferred is not None:
-            deferred.close()
+        check.close()
     return dict(zip(names, totals)) if totals is not None else {}, steps
 
 
