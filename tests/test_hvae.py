@@ -19,9 +19,10 @@ def quiet(_):
     pass
 
 
-def cfg(**train):
+def cfg(inputs="joined", **train):
     return RunConfig.from_dict({"data": {"name": "digits"},
-                                "model": {"variant": {"name": "hvae", "z1_dim": 1}, "latent_dim": 1, "hidden": [12]},
+                                "model": {"variant": {"name": "hvae", "z1_dim": 1, "inputs": inputs}, "latent_dim": 1,
+                                          "hidden": [12]},
                                 "train": {"epochs": 3, "seed": 0, "precision": "fp32", **train}})
 
 
@@ -45,8 +46,9 @@ def log_px_by_quadrature(model, x: torch.Tensor, n: int = 301) -> torch.Tensor:
     return torch.stack(out)
 
 
-def test_the_importance_weighted_nll_agrees_with_quadrature(tmp_path):
-    res = vaekit.train(cfg(epochs=4), tmp_path / "r", progress=False, log=quiet)
+@pytest.mark.parametrize("inputs", ["joined", "separate"])
+def test_the_importance_weighted_nll_agrees_with_quadrature(tmp_path, inputs):
+    res = vaekit.train(cfg(inputs, epochs=4), tmp_path / "r", progress=False, log=quiet)
     model = res.model
     ds = load_split(model.config, "valid", model.image_shape)
     x = ds.x[:12]
@@ -114,6 +116,59 @@ def test_the_conv_form_handles_a_colour_size(tmp_path, capsys):
 def test_what_the_hvae_refuses_says_so_in_one_line(tmp_path, capsys):
     assert main(["train", "--data", "digits", "--variant", "hvae", "--z1-dim", "0", "--out", str(tmp_path / "z")]) == 1
     assert "z1_dim" in capsys.readouterr().err
+    assert main(["train", "--data", "digits", "--variant", "hvae", "--hvae-inputs", "separate", "--hidden", "0",
+                 "--out", str(tmp_path / "s")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "--hvae-inputs separate" in err and "--hidden" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "s").exists()
+    with pytest.raises(SystemExit):  # argparse names the choices
+        main(["train", "--data", "digits", "--variant", "hvae", "--hvae-inputs", "apart", "--out", str(tmp_path / "a")])
+    assert "joined" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arch", ["mlp", "gated-mlp", "conv"])
+def test_separate_inputs_give_each_input_its_own_first_layer(tmp_path, arch, capsys):
+    """--hvae-inputs separate: in q(z1|x, z2) and p(x|z1, z2) each input has its own first hidden layer, which
+    sees that input alone; p(z1|z2) and q(z2|x) (one input each) are as in the joined form; it trains, resumes and
+    evaluates like the joined form, and a run directory without the option loads as joined."""
+    from vaekit.models.encoders import SplitInput
+
+    run = tmp_path / "r"
+    extra = ["--conv-channels", "4", "8"] if arch == "conv" else []
+    assert main(["train", "--data", "digits", "--variant", "hvae", "--arch", arch, "--hvae-inputs", "separate",
+                 "--latent-dim", "2", "--z1-dim", "3", "--hidden", "10", "6", "--epochs", "1", "--no-progress",
+                 "--no-plots", "--precision", "fp32", "--out", str(run), *extra]) == 0
+    capsys.readouterr()
+    model = vaekit.load(run)
+    assert model.config.model.variant.inputs == "separate"
+    lower = model.lower_encoder.dense if arch == "conv" else model.lower_encoder.net
+    top = model.decoder.dense if arch == "conv" else model.decoder.net
+    for net, cond, width in ((lower, 2, 10), (top, 3, 6)):  # q(z1|x, z2): z2 beside x; p(x|z1, z2): z1 beside z2
+        # (the decoder's widths are the encoders' reversed)
+        split = net[0]
+        assert isinstance(split, SplitInput)
+        assert sum(p.shape[-1] for n, p in split.second.named_parameters() if n.endswith("weight")) == cond
+        a = torch.randn(4, split.at)
+        out1 = split(torch.cat([a, torch.randn(4, cond)], -1))
+        out2 = split(torch.cat([a, torch.randn(4, cond)], -1))
+        half = out1.shape[-1] // 2
+        assert out1.shape[-1] == 2 * width and torch.equal(out1[:, :half], out2[:, :half])  # the first input's layer alone
+        assert not torch.equal(out1[:, half:], out2[:, half:])
+    assert not any(isinstance(m, SplitInput) for m in model.lower_prior.modules())
+    res = evaluate(model, load_split(model.config, "valid", model.image_shape), iw_samples=8)
+    assert np.isfinite(res["nll"]) and res["nll"] <= -res["elbo"] + 0.5
+    # the joined form is what a run directory without the option has
+    joined = RunConfig.from_dict({"data": {"name": "digits"}, "model": {"variant": {"name": "hvae"}}})
+    assert joined.model.variant.inputs == "joined"
+
+
+def test_separate_inputs_resume_bit_identically(tmp_path):
+    vaekit.train(cfg("separate", epochs=3), tmp_path / "straight", progress=False, log=quiet)
+    vaekit.train(cfg("separate", epochs=1), tmp_path / "resumed", progress=False, log=quiet)
+    vaekit.train(cfg("separate", epochs=3), tmp_path / "resumed", resume=True, progress=False, log=quiet)
+    a, _ = _load_tensors(tmp_path / "straight" / "last.safetensors")
+    b, _ = _load_tensors(tmp_path / "resumed" / "last.safetensors")
+    assert any("second" in k for k in a) and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_downstream_sees_the_top_layer(tmp_path):
@@ -131,3 +186,31 @@ def test_downstream_sees_the_top_layer(tmp_path):
     assert np.isfinite(evaluate(res.model, load_split(res.model.config, "valid"), iw_samples=5, prior=prior)["nll"])
     with pytest.raises(vaekit.VaekitError, match="explore it with the server"):
         export_page(run, tmp_path / "p.html")
+
+
+def test_the_paper_preset_has_the_papers_networks():
+    """configs/hvae-vamp.toml builds Tomczak & Welling's HVAE: counted layer by layer from their networks (gated
+    layers of 300 with two matrices each, every two-input network with a first gated layer per input, linear
+    mean and log-variance heads, 500 pseudo-inputs of 784 pixels), their model has 2,823,024 parameters."""
+    from pathlib import Path
+
+    from vaekit.config import load_config
+    from vaekit.models import build_model
+
+    def gated(a, b):
+        return 2 * (a * b + b)
+
+    def heads(a, z):
+        return 2 * (a * z + z)
+
+    d, h, z = 784, 300, 40
+    q_z2 = gated(d, h) + gated(h, h) + heads(h, z)
+    q_z1 = gated(d, h) + gated(z, h) + gated(2 * h, h) + heads(h, z)
+    p_z1 = gated(z, h) + gated(h, h) + heads(h, z)
+    p_x = 2 * gated(z, h) + gated(2 * h, h) + (h * d + d)
+    pseudo = 500 * d
+    assert q_z2 + q_z1 + p_z1 + p_x + pseudo == 2_823_024
+    c = load_config(Path(__file__).parents[1] / "configs" / "hvae-vamp.toml")
+    model = build_model(c.model, (1, 28, 28), levels=2)
+    assert sum(p.numel() for p in model.parameters()) == 2_823_024
+    assert (c.model.arch.logvar_min, c.model.arch.logvar_max) == (-6.0, 2.0)

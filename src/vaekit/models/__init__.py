@@ -194,7 +194,7 @@ def build_model(cfg, image_shape: tuple[int, int, int], levels: int | None = Non
 def describe(cfg, image_shape: tuple[int, int, int], classes: int | None, model: VAE) -> str:
     """The model in one line, each part in its own words: variant, networks, likelihood, prior."""
     variant = VARIANTS[cfg.variant.name]
-    head = variant.describe(classes) if hasattr(variant, "describe") else ""
+    head = variant.describe(classes, cfg.variant) if hasattr(variant, "describe") else ""
     nets = ARCHITECTURES[cfg.arch.name]
     nets = nets.describe(cfg, image_shape) if hasattr(nets, "describe") else cfg.arch.name
     prior = PRIORS[cfg.prior.name]

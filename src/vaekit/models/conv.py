@@ -48,7 +48,8 @@ class ConvEncoder(nn.Module):
     """x [B, C, H, W] -> conv levels (ReLU) -> flatten -> dense ``hidden`` -> (mu, logvar) [B, L]."""
 
     def __init__(self, image_shape: Sequence[int], channels: Sequence[int], hidden: Sequence[int],
-                 latent_dim: int, cond_dim: int = 0, logvar_bounds: tuple[float, float] = (LOGVAR_MIN, LOGVAR_MAX)):
+                 latent_dim: int, cond_dim: int = 0, logvar_bounds: tuple[float, float] = (LOGVAR_MIN, LOGVAR_MAX),
+                 split_cond: bool = False):
         super().__init__()
         c, h, w = image_shape
         self.image_shape = tuple(image_shape)
@@ -61,7 +62,7 @@ class ConvEncoder(nn.Module):
         self.conv = nn.Sequential(*layers)
         lh, lw = level_sizes(h, w, len(channels))[-1]
         self.features = c * lh * lw
-        self.dense = mlp([self.features + cond_dim, *hidden, 2 * latent_dim])
+        self.dense = mlp([self.features + cond_dim, *hidden, 2 * latent_dim], split=cond_dim if split_cond else 0)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> DiagonalNormal:
         if x.dim() == 2:  # rows of pixels -> images
@@ -81,14 +82,14 @@ class ConvDecoder(nn.Module):
     read (``out.chunk(P, -1)``)."""
 
     def __init__(self, image_shape: Sequence[int], channels: Sequence[int], hidden: Sequence[int],
-                 latent_dim: int, likelihood, cond_dim: int = 0):
+                 latent_dim: int, likelihood, cond_dim: int = 0, split_cond: bool = False):
         super().__init__()
         c, h, w = image_shape
         self.likelihood = likelihood
         sizes = level_sizes(h, w, len(channels))
         self.start = (channels[-1], *sizes[-1])
         start_numel = channels[-1] * sizes[-1][0] * sizes[-1][1]
-        self.dense = mlp([latent_dim + cond_dim, *hidden, start_numel])
+        self.dense = mlp([latent_dim + cond_dim, *hidden, start_numel], split=cond_dim if split_cond else 0)
         layers: list[nn.Module] = [nn.ReLU()]
         widths = list(channels[::-1])  # deepest first
         for i, width in enumerate(widths):

@@ -59,7 +59,7 @@ class CVAE(VAE):
     needs_labels = True  # a data set without labels is refused before anything is written
 
     @staticmethod
-    def describe(classes: int | None) -> str:
+    def describe(classes: int | None, options=None) -> str:
         return f"cvae ({classes} labels to encoder and decoder), "
 
     @classmethod

@@ -14,9 +14,9 @@ class MLPDecoder(nn.Module):
     """z [..., L] -> hidden ReLU layers -> likelihood parameters [..., D] -> p(x|z)."""
 
     def __init__(self, latent_dim: int, hidden: Sequence[int], out_dim: int, likelihood, cond_dim: int = 0,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, split_cond: bool = False):
         super().__init__()
-        self.net = mlp([latent_dim + cond_dim, *hidden, out_dim], dropout)
+        self.net = mlp([latent_dim + cond_dim, *hidden, out_dim], dropout, split=cond_dim if split_cond else 0)
         self.likelihood = likelihood
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None):
@@ -30,6 +30,6 @@ class GatedMLPDecoder(MLPDecoder):
     """:class:`MLPDecoder` with gated hidden layers."""
 
     def __init__(self, latent_dim: int, hidden: Sequence[int], out_dim: int, likelihood, cond_dim: int = 0,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, split_cond: bool = False):
         super().__init__(latent_dim, hidden, out_dim, likelihood, cond_dim)
-        self.net = gated_mlp([latent_dim + cond_dim, *hidden, out_dim], dropout)
+        self.net = gated_mlp([latent_dim + cond_dim, *hidden, out_dim], dropout, split=cond_dim if split_cond else 0)

@@ -26,9 +26,40 @@ def bounded_logvar(mu: torch.Tensor, logvar: torch.Tensor,
     return torch.maximum(logvar.clamp(*bounds), floor)
 
 
-def mlp(sizes: Sequence[int], dropout: float = 0.0) -> nn.Sequential:
-    """Linear layers with ReLU between them (none after the last), and dropout after each ReLU if asked."""
+class SplitInput(nn.Module):
+    """A two-input network's first layer with each input apart: the first ``at`` columns through ``first``, the
+    rest through ``second``, their outputs side by side (Tomczak & Welling's two-input networks give x and z2,
+    or z1 and z2, a first gated layer each before a joint one)."""
+
+    def __init__(self, first: nn.Module, second: nn.Module, at: int):
+        super().__init__()
+        self.first, self.second, self.at = first, second, at
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.first(x[..., :self.at]), self.second(x[..., self.at:])], dim=-1)
+
+
+def _split_first(layer, sizes: Sequence[int], split: int) -> tuple[nn.Module, int]:
+    """The first hidden layer (``layer(in, out)``) on the joined input, or with ``split`` > 0 one such layer for the
+    first ``sizes[0] - split`` columns and one for the last ``split``; with the width its output has."""
+    a, b = sizes[0], sizes[1]
+    if not split:
+        return layer(a, b), b
+    if len(sizes) < 3 or not 0 < split < a:
+        raise ValueError(f"a split first layer needs a hidden layer and two inputs, got sizes {list(sizes)}, "
+                         f"split {split}")
+    return SplitInput(layer(a - split, b), layer(split, b), a - split), 2 * b
+
+
+def mlp(sizes: Sequence[int], dropout: float = 0.0, split: int = 0) -> nn.Sequential:
+    """Linear layers with ReLU between them (none after the last), and dropout after each ReLU if asked.
+    ``split`` > 0: the last ``split`` input columns (a second input) get their own first layer (:class:`SplitInput`)."""
     layers: list[nn.Module] = []
+    sizes = list(sizes)
+    if split:
+        first, width = _split_first(nn.Linear, sizes, split)
+        layers += [first, nn.ReLU(), nn.Dropout(dropout)] if dropout else [first, nn.ReLU()]
+        sizes = [width, *sizes[2:]]
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
@@ -44,9 +75,9 @@ class MLPEncoder(nn.Module):
     """
 
     def __init__(self, in_dim: int, hidden: Sequence[int], latent_dim: int, cond_dim: int = 0, dropout: float = 0.0,
-                 logvar_bounds: tuple[float, float] = (LOGVAR_MIN, LOGVAR_MAX)):
+                 logvar_bounds: tuple[float, float] = (LOGVAR_MIN, LOGVAR_MAX), split_cond: bool = False):
         super().__init__()
-        self.net = mlp([in_dim + cond_dim, *hidden, 2 * latent_dim], dropout)
+        self.net = mlp([in_dim + cond_dim, *hidden, 2 * latent_dim], dropout, split=cond_dim if split_cond else 0)
         self.latent_dim = latent_dim
         self.logvar_bounds = tuple(map(float, logvar_bounds))
 
@@ -72,9 +103,15 @@ class GatedDense(nn.Module):
         return h * torch.sigmoid(g)
 
 
-def gated_mlp(sizes: Sequence[int], dropout: float = 0.0) -> nn.Sequential:
-    """Gated layers for every hidden width (each followed by dropout if asked), then a plain linear output layer."""
+def gated_mlp(sizes: Sequence[int], dropout: float = 0.0, split: int = 0) -> nn.Sequential:
+    """Gated layers for every hidden width (each followed by dropout if asked), then a plain linear output layer;
+    ``split`` as for :func:`mlp`."""
     layers: list[nn.Module] = []
+    sizes = list(sizes)
+    if split:
+        first, width = _split_first(GatedDense, sizes, split)
+        layers += [first, nn.Dropout(dropout)] if dropout else [first]
+        sizes = [width, *sizes[2:]]
     for a, b in zip(sizes[:-2], sizes[1:-1]):
         layers += [GatedDense(a, b), nn.Dropout(dropout)] if dropout else [GatedDense(a, b)]
     layers.append(nn.Linear(sizes[-2], sizes[-1]))
@@ -85,6 +122,7 @@ class GatedMLPEncoder(MLPEncoder):
     """:class:`MLPEncoder` with gated hidden layers."""
 
     def __init__(self, in_dim: int, hidden: Sequence[int], latent_dim: int, cond_dim: int = 0, dropout: float = 0.0,
-                 logvar_bounds: tuple[float, float] = (LOGVAR_MIN, LOGVAR_MAX)):
+                 logvar_bounds: tuple[float, float] = (LOGVAR_MIN, LOGVAR_MAX), split_cond: bool = False):
         super().__init__(in_dim, hidden, latent_dim, cond_dim, logvar_bounds=logvar_bounds)
-        self.net = gated_mlp([in_dim + cond_dim, *hidden, 2 * latent_dim], dropout)
+        self.net = gated_mlp([in_dim + cond_dim, *hidden, 2 * latent_dim], dropout,
+                             split=cond_dim if split_cond else 0)

@@ -40,7 +40,11 @@ class HVAE(VAE):
 
     options = (Option("z1_dim", None, "hvae: size of the lower stochastic layer z1 (the top layer z2 has "
                       "--latent-dim)", kind=int, metavar="N", default_text="the same as --latent-dim",
-                      check=lambda n: n >= 1, rule="a whole number >= 1"),)
+                      check=lambda n: n >= 1, rule="a whole number >= 1"),
+               Option("inputs", "joined", "hvae: how the two-input networks q(z1|x, z2) and p(x|z1, z2) take "
+                      "their inputs: joined (one first layer on both, side by side) or separate (each input its "
+                      "own first hidden layer, the outputs joined for the next: Tomczak & Welling's form)",
+                      kind=str, alias="hvae_inputs", choices=("joined", "separate")))
     page_exportable = False  # the explorer's self-contained page runs one decoder network, not this chain
 
     def __init__(self, encoder, lower_encoder, lower_prior, decoder, prior, image_shape):
@@ -48,32 +52,41 @@ class HVAE(VAE):
         self.lower_encoder, self.lower_prior = lower_encoder, lower_prior
 
     @staticmethod
-    def describe(classes: int | None) -> str:
-        return "hvae (two stochastic layers, z1 under the top z2), "
+    def describe(classes: int | None, options=None) -> str:
+        split = "; each input its own first layer" if options is not None and options.inputs == "separate" else ""
+        return f"hvae (two stochastic layers, z1 under the top z2{split}), "
 
     @classmethod
     def from_parts(cls, encoder, decoder, prior_cls, cfg, image_shape, classes) -> "HVAE":
         """The top encoder comes from the arch; the other three networks are built here from the same arch: MLPs,
         or for the conv networks (the spirit of Tomczak & Welling's convHVAE) a conv q(z1|x, z2) and a conv
-        p(x|z1, z2) with z2 (and z1) joined at their dense layers; p(z1|z2) is an MLP in both."""
+        p(x|z1, z2) with z2 (and z1) joined at their dense layers; p(z1|z2) is an MLP in both. ``inputs =
+        "separate"``: the two-input networks give each input its own first hidden layer (the widths of the
+        first of ``hidden``), whose outputs, side by side, feed the rest."""
         a, l2 = cfg.arch, cfg.latent_dim
         l1 = cfg.variant.z1_dim or l2
         hidden = tuple(a.hidden)
         likelihood = decoder.likelihood
         bounds = encoder.logvar_bounds  # the top encoder's, from the networks' options: the same for every head
+        split = cfg.variant.inputs == "separate"
+        if split and not hidden:
+            raise VaekitError("--hvae-inputs separate gives each input its own first hidden layer, so it needs one: "
+                              "set --hidden (e.g. --hidden 300 300) or use --hvae-inputs joined")
         if isinstance(encoder, ConvEncoder) and isinstance(decoder, ConvDecoder):
             channels = [m.out_channels for m in encoder.conv if isinstance(m, nn.Conv2d)]
-            lower_encoder = ConvEncoder(image_shape, channels, hidden, l1, cond_dim=l2, logvar_bounds=bounds)
+            lower_encoder = ConvEncoder(image_shape, channels, hidden, l1, cond_dim=l2, logvar_bounds=bounds,
+                                        split_cond=split)
             lower_prior = MLPEncoder(l2, hidden or (max(l1, l2),), l1, logvar_bounds=bounds)
-            top_decoder = ConvDecoder(image_shape, channels, tuple(reversed(hidden)), l2, likelihood, cond_dim=l1)
+            top_decoder = ConvDecoder(image_shape, channels, tuple(reversed(hidden)), l2, likelihood, cond_dim=l1,
+                                      split_cond=split)
         elif isinstance(encoder, MLPEncoder) and isinstance(decoder, MLPDecoder):
             d, dropout = math.prod(image_shape), a.dropout
             enc_cls, dec_cls = type(encoder), type(decoder)
             lower_encoder = enc_cls(d, hidden, l1, cond_dim=l2, dropout=dropout,  # q(z1 | x, z2): x, z2 beside it
-                                    logvar_bounds=bounds)
+                                    logvar_bounds=bounds, split_cond=split)
             lower_prior = enc_cls(l2, hidden, l1, dropout=dropout, logvar_bounds=bounds)  # p(z1 | z2)
             top_decoder = dec_cls(l2, tuple(reversed(hidden)), d * likelihood.params_per_pixel, likelihood,
-                                  cond_dim=l1, dropout=dropout)  # p(x | z1, z2): z2 with z1 beside it
+                                  cond_dim=l1, dropout=dropout, split_cond=split)  # p(x | z1, z2): z2, z1 beside it
         else:
             raise VaekitError(f"the hvae variant is built for the MLP and conv networks, not {type(encoder).__name__}")
         return cls(encoder, lower_encoder, lower_prior, top_decoder, prior_cls.from_config(cfg, encoder=encoder),
