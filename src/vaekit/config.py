@@ -34,7 +34,7 @@ from .options import (RESUME_FREE, RESUME_SAME, PartConfig, PartSection, check_f
 from .schedule import CLOCKS
 
 FORMAT_VERSION = 1
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "sgd", "adam-normgrad")
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SOURCES = _data.SOURCES  # the user's own images (data/user.py)
@@ -83,7 +83,8 @@ class TrainConfig(PartSection):
     batch_size: int = option(128, "images per step; under torchrun, over all processes together", check=whole(1),
                              rule="a whole number >= 1")
     lr: float = option(1e-3, "learning rate", check=num(0, lo_open=True), rule="> 0", what="lr (learning rate)")
-    optimizer: str = option("adam", "optimiser", choices=OPTIMIZERS)
+    optimizer: str = option("adam", "optimiser (adam-normgrad: Adam on gradients scaled to unit norm per tensor, "
+                            "as Tomczak & Welling's VampPrior code)", choices=OPTIMIZERS)
     momentum: float = option(0.9, cli=False, check=num(0, 1), rule="in [0, 1)")  # of SGD; set it in a preset
     seed: int = option(0, "random seed", check=whole(0), rule="a whole number >= 0")
     objective: PartConfig = part("objective", "elbo", "elbo, or iwae: the importance-weighted bound with K = "

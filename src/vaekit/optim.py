@@ -8,15 +8,34 @@ from . import schedule
 from .config import RunConfig
 
 
+class AdamNormGrad(torch.optim.Adam):
+    """Adam on gradients each scaled to unit norm per parameter tensor, g / (||g||_2 + 1e-7), before the moments
+    see them: the optimiser of Tomczak & Welling's VampPrior code (``adam-normgrad``). A step of large gradients
+    then weighs in the moments as much as one of small gradients. Its state is Adam's (checkpoints and resume
+    as for ``adam``)."""
+
+    EPS = 1e-7
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        if grads:
+            norms = torch._foreach_norm(grads)
+            torch._foreach_add_(norms, self.EPS)
+            torch._foreach_div_(grads, norms)
+        return super().step(closure)
+
+
 def make_optimizer(cfg: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """Adam or SGD, fused (one kernel for all parameters) where this PyTorch offers it.
+    """Adam (or Adam on per-tensor normalised gradients, :class:`AdamNormGrad`) or SGD, fused (one kernel for all
+    parameters) where this PyTorch offers it.
 
     On a 2-core CPU the fused Adam step made the whole training step ~17% faster for
     the 784-400-20 model (46,900 vs 40,000 images/s).
     """
     params = list(model.parameters())
-    if cfg.train.optimizer == "adam":
-        cls, kw = torch.optim.Adam, {"lr": cfg.train.lr}
+    if cfg.train.optimizer in ("adam", "adam-normgrad"):
+        cls, kw = torch.optim.Adam if cfg.train.optimizer == "adam" else AdamNormGrad, {"lr": cfg.train.lr}
     else:
         cls, kw = torch.optim.SGD, {"lr": cfg.train.lr, "momentum": cfg.train.momentum}
     try:
@@ -31,4 +50,4 @@ def learning_rate(cfg: RunConfig, epoch: int) -> float:
     return schedule.learning_rate(cfg.train, schedule.position(cfg.train, epoch))
 
 
-__all__ = ["learning_rate", "make_optimizer"]
+__all__ = ["AdamNormGrad", "learning_rate", "make_optimizer"]

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import math
 
+import torch
+from torch import nn
+
 from ..errors import VaekitError, unknown_name
 from ..options import Option
 from .decoders import GatedMLPDecoder, MLPDecoder
@@ -41,15 +44,30 @@ LOGVAR_BOUNDS = (Option("logvar_min", LOGVAR_MIN, "lower bound of the Gaussian h
                         check=lambda v: -80 <= v <= 80, rule="a number in [-80, 80]"))
 
 
+INIT = Option("init", "default", "initial weights of the networks' linear layers: default (PyTorch's) or he (drawn "
+              "from a normal of spread sqrt(2 / inputs), as Tomczak & Welling's code; biases as PyTorch's)",
+              kind=str, choices=("default", "he"))
+
+
+def he_init(model: nn.Module) -> None:
+    """Every linear layer's weights drawn from N(0, 2 / its inputs) (He et al., 2015), in place."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Linear):
+                m.weight.normal_(0.0, math.sqrt(2.0 / m.in_features))
+
+
 def _check_logvar_bounds(a) -> None:
     if not a.logvar_min < a.logvar_max:
         raise VaekitError(f"--logvar-min {a.logvar_min:g} must be below --logvar-max {a.logvar_max:g}")
 
 
 def _logvar_text(a) -> str:
+    """The networks' options beyond their sizes, as the model's line says them (nothing for the defaults)."""
+    init = ", He-initialised" if getattr(a, "init", "default") == "he" else ""
     if (a.logvar_min, a.logvar_max) == (LOGVAR_MIN, LOGVAR_MAX):
-        return ""
-    return f", log-variance in [{a.logvar_min:g}, {a.logvar_max:g}]"
+        return init
+    return f", log-variance in [{a.logvar_min:g}, {a.logvar_max:g}]{init}"
 
 
 class MLPNetworks:
@@ -61,7 +79,7 @@ class MLPNetworks:
                Option("dropout", 0.0, "MLP networks: dropout after every hidden layer of encoder and decoder while "
                       "training, against overfitting (none at evaluation)", metavar="P", default_text="0, none",
                       check=lambda p: 0 <= p < 1, rule="in [0, 1)"),
-               *LOGVAR_BOUNDS)
+               *LOGVAR_BOUNDS, INIT)
     check_options = staticmethod(_check_logvar_bounds)
 
     @classmethod
@@ -97,7 +115,7 @@ class ConvNetworks:
                       metavar="C", check=_widths, rule="a list of channel counts >= 1"),
                Option("conv_levels", None, "conv networks: number of levels", kind=int, metavar="N",
                       default_text="one per --conv-channels", check=lambda n: n >= 1, rule="a whole number >= 1"),
-               HIDDEN, *LOGVAR_BOUNDS)
+               HIDDEN, *LOGVAR_BOUNDS, INIT)
 
     refuses = {"dropout": "dropout is for the MLP networks (--arch mlp or gated-mlp); drop --dropout for the conv "
                           "networks"}
@@ -188,7 +206,10 @@ def build_model(cfg, image_shape: tuple[int, int, int], levels: int | None = Non
     cond_dim = variant.condition_dims(classes)
     encoder, decoder = ARCHITECTURES[cfg.arch.name].from_config(cfg, tuple(image_shape), likelihood,
                                                                 cond_dim=cond_dim)
-    return variant.from_parts(encoder, decoder, PRIORS[cfg.prior.name], cfg, tuple(image_shape), classes)
+    model = variant.from_parts(encoder, decoder, PRIORS[cfg.prior.name], cfg, tuple(image_shape), classes)
+    if getattr(cfg.arch, "init", "default") == "he":
+        he_init(model)
+    return model
 
 
 def describe(cfg, image_shape: tuple[int, int, int], classes: int | None, model: VAE) -> str:

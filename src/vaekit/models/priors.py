@@ -69,28 +69,47 @@ class VampPrior(nn.Module):
 
     per_dimension = True  # gives each latent dimension's KL from its marginals (a mixture, as the mog's)
     options = (Option("components", 500, "pseudo-inputs of the vamp prior", kind=int, alias="prior_components",
-                      metavar="K", check=lambda k: k >= 1, rule="a whole number >= 1"),)
+                      metavar="K", check=lambda k: k >= 1, rule="a whole number >= 1"),
+               Option("pseudo_inputs", "sigmoid", "vamp: how the pseudo-inputs are held in [0, 1]: sigmoid (of "
+                      "learned logits, starting near mid-grey) or clipped (learned values clipped to [0, 1], "
+                      "starting at 0.05 +- 0.01: Tomczak & Welling's hardtanh and their start for MNIST)",
+                      kind=str, choices=("sigmoid", "clipped")))
 
-    def __init__(self, encoder: nn.Module, input_shape: tuple[int, ...], latent_dim: int, components: int):
+    CLIPPED_START = (0.05, 0.01)  # mean and spread of the clipped form's first values (Tomczak & Welling, MNIST)
+
+    def __init__(self, encoder: nn.Module, input_shape: tuple[int, ...], latent_dim: int, components: int,
+                 pseudo_inputs: str = "sigmoid"):
         super().__init__()
         self.latent_dim = latent_dim
         self._encoder = [encoder]  # a list: not registered as a submodule a second time
-        # pseudo-inputs through a sigmoid, starting near mid-grey (Tomczak & Welling start them near the data mean)
-        self.pseudo_logits = nn.Parameter(0.1 * torch.randn(components, *input_shape))
+        self.clipped = pseudo_inputs == "clipped"
+        if self.clipped:  # values clipped to [0, 1] (zero gradient outside), starting near black as the paper's
+            mean, spread = self.CLIPPED_START
+            self.pseudo_values = nn.Parameter(mean + spread * torch.randn(components, *input_shape))
+        else:  # pseudo-inputs through a sigmoid, starting near mid-grey
+            self.pseudo_logits = nn.Parameter(0.1 * torch.randn(components, *input_shape))
 
     @classmethod
     def from_config(cls, cfg, encoder=None) -> "VampPrior":
         if encoder is None:
             raise ValueError("the VampPrior is built on the encoder; pass encoder=")
-        return cls(encoder, encoder.input_shape, cfg.latent_dim, cfg.prior.components)
+        return cls(encoder, encoder.input_shape, cfg.latent_dim, cfg.prior.components,
+                   getattr(cfg.prior, "pseudo_inputs", "sigmoid"))
 
     @staticmethod
     def describe(p) -> str:
-        return f"VampPrior of {p.components} pseudo-inputs"
+        clipped = " (clipped to [0, 1])" if getattr(p, "pseudo_inputs", "sigmoid") == "clipped" else ""
+        return f"VampPrior of {p.components} pseudo-inputs{clipped}"
+
+    def pseudo_inputs(self) -> torch.Tensor:
+        """The pseudo-inputs u_k [K, *input_shape], in [0, 1]."""
+        if self.clipped:
+            return torch.nn.functional.hardtanh(self.pseudo_values, 0.0, 1.0)
+        return torch.sigmoid(self.pseudo_logits)
 
     def forward(self) -> MixtureOfDiagonalNormals:
         encoder = self._encoder[0]
-        u = torch.sigmoid(self.pseudo_logits)
+        u = self.pseudo_inputs()
         if getattr(encoder, "conditional", False):  # a conditional VAE's encoder: pseudo-input k has label k mod C
             q = encoder(u, y=torch.arange(u.shape[0], device=u.device) % encoder.classes)
         else:
