@@ -62,7 +62,7 @@ def _check_logvar_bounds(a) -> None:
         raise VaekitError(f"--logvar-min {a.logvar_min:g} must be below --logvar-max {a.logvar_max:g}")
 
 
-def _logvar_text(a) -> str:
+def _options_text(a) -> str:
     """The networks' options beyond their sizes, as the model's line says them (nothing for the defaults)."""
     init = ", He-initialised" if getattr(a, "init", "default") == "he" else ""
     if (a.logvar_min, a.logvar_max) == (LOGVAR_MIN, LOGVAR_MAX):
@@ -97,7 +97,7 @@ class MLPNetworks:
     def describe(cls, cfg, image_shape) -> str:
         a = cfg.arch
         return f"{a.name} {math.prod(image_shape)}-{'-'.join(map(str, (*a.hidden, cfg.latent_dim)))}" + \
-            (f" (dropout {a.dropout:g})" if a.dropout else "") + _logvar_text(a)
+            (f" (dropout {a.dropout:g})" if a.dropout else "") + _options_text(a)
 
 
 class GatedMLPNetworks(MLPNetworks):
@@ -153,7 +153,7 @@ class ConvNetworks:
         a = cfg.arch
         return (f"conv {'x'.join(map(str, image_shape))}, levels of {'-'.join(map(str, cls.channels_per_level(a)))} "
                 f"channels" + (f", dense {'-'.join(map(str, a.hidden))}" if a.hidden else "") +
-                f", latent {cfg.latent_dim}" + _logvar_text(a))
+                f", latent {cfg.latent_dim}" + _options_text(a))
 
 
 ARCHITECTURES = {"mlp": MLPNetworks, "gated-mlp": GatedMLPNetworks, "conv": ConvNetworks}

@@ -40,11 +40,9 @@ class SplitInput(nn.Module):
 
 
 def _split_first(layer, sizes: Sequence[int], split: int) -> tuple[nn.Module, int]:
-    """The first hidden layer (``layer(in, out)``) on the joined input, or with ``split`` > 0 one such layer for the
-    first ``sizes[0] - split`` columns and one for the last ``split``; with the width its output has."""
+    """The first hidden layer as two (``layer(in, out)`` each): one for the first ``sizes[0] - split`` columns,
+    one for the last ``split``; with the width of their joined output."""
     a, b = sizes[0], sizes[1]
-    if not split:
-        return layer(a, b), b
     if len(sizes) < 3 or not 0 < split < a:
         raise ValueError(f"a split first layer needs a hidden layer and two inputs, got sizes {list(sizes)}, "
                          f"split {split}")
