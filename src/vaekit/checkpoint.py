@@ -174,9 +174,15 @@ def _no_checkpoint(run_dir: Path, name: str) -> None:
 
 
 def save_training_state(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                        rng: dict[str, torch.Tensor], **meta: Any) -> None:
-    """Weights, optimiser state and RNG states in one safetensors file (atomic)."""
+                        rng: dict[str, torch.Tensor], extra: dict[str, torch.Tensor] | None = None,
+                        **meta: Any) -> None:
+    """Weights, optimiser state and RNG states in one safetensors file (atomic); ``extra``: more tensors the
+    trainer keeps (e.g. the weight average, ``ema.*``), by names outside ``model.``, ``optim.`` and ``rng.``."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    for k in extra or {}:
+        if k.split(".", 1)[0] in _TRAINING_PREFIXES:
+            raise ValueError(f"extra tensor name {k!r} collides with the checkpoint's own names")
+    tensors.update(extra or {})
     opt = optimizer.state_dict()
     scalars: dict[str, dict[str, Any]] = {}
     for idx, st in opt["state"].items():
@@ -191,10 +197,17 @@ def save_training_state(path: str | Path, model: torch.nn.Module, optimizer: tor
     _save_tensors(Path(path), tensors, meta)
 
 
-def load_training_state(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer):
-    """Restore weights and optimiser from :func:`save_training_state`; return (rng, meta)."""
+_TRAINING_PREFIXES = ("model", "optim", "rng")
+
+
+def load_training_state(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                        extra: dict[str, torch.Tensor] | None = None):
+    """Restore weights and optimiser from :func:`save_training_state`; return (rng, meta). ``extra``: a dict
+    that receives the tensors saved as ``extra`` there."""
     path = Path(path)
     tensors, meta = _load_tensors(path)
+    if extra is not None:
+        extra.update({k: v for k, v in tensors.items() if k.split(".", 1)[0] not in _TRAINING_PREFIXES})
     _load_state_strict(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path)
     state: dict[int, dict[str, Any]] = {}
     for k, v in tensors.items():

@@ -73,7 +73,7 @@ class ModelConfig(PartSection):
 class TrainConfig(PartSection):
     """Optimisation: epochs, batch size, learning rate and its schedule, optimiser, seed, the objective (with its
     options), KL warm-up (Bowman et al., 2016; Sønderby et al., 2016: reported ELBOs use weight 1), early
-    stopping, a wall-clock budget and the clock the schedule follows (:mod:`vaekit.schedule`), gradient clipping,
+    stopping, a wall-clock budget, weight averaging and the clock the schedule follows (:mod:`vaekit.schedule`), gradient clipping,
     and the precision (``auto`` is resolved by :func:`vaekit.trainer.auto_precision` and saved resolved). Each
     option's help says what it does.
     """
@@ -104,6 +104,10 @@ class TrainConfig(PartSection):
                                  "--epochs, whichever is further, so the schedule fits the time budget on any "
                                  "machine); auto: budget when --max-minutes is set; saved resolved in config.json",
                                  choices=CLOCKS, resume=RESUME_FREE)
+    ema: float = option(0.0, "weight averaging: keep an exponential moving average of the weights with decay F "
+                        "(e.g. 0.999), updated after every step; validation, the best checkpoint and the pictures "
+                        "use the average, training the raw weights (vaekit.averaging)", default_text="0, off",
+                        check=num(0, 1), rule="in [0, 1) (0: off)", what="ema (the weight average's decay)")
     grad_clip: float = option(0.0, "rescale gradients whose global norm exceeds F", default_text="0, off",
                               check=num(0), rule=">= 0 (0: no clipping)")
     precision: str = option("auto", "auto: bf16 where the hardware computes it natively (CPUs with AVX512-BF16 or "

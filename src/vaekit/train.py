@@ -19,6 +19,7 @@ import torch
 
 from . import checkpoint as ckpt
 from . import runs
+from .averaging import averaged
 from .config import RunConfig
 from .data import Dataset
 from .distributed import Context, setup
@@ -65,6 +66,9 @@ def _describe(log, cfg: RunConfig, model: VAE, train_ds: Dataset, valid_ds: Data
     clock = schedule.describe(cfg.train)
     if clock:
         log(clock)
+    if cfg.train.ema:
+        log(f"weight averaging: decay {cfg.train.ema:g} after every step; validation, the best checkpoint and the "
+            "pictures use the average")
 
 
 def _run_epochs(tr: Trainer, callbacks, view: RunView) -> None:
@@ -76,9 +80,10 @@ def _run_epochs(tr: Trainer, callbacks, view: RunView) -> None:
             tr.log(stop)
             break
         row = tr.epoch(epoch)
-        for cb in callbacks if ctx.is_main else ():
-            if hasattr(cb, "on_epoch"):
-                cb.on_epoch(view, row)
+        with averaged(tr.average):  # the pictures show the weights validated
+            for cb in callbacks if ctx.is_main else ():
+                if hasattr(cb, "on_epoch"):
+                    cb.on_epoch(view, row)
         tr.checkpoint(row)
         tr.log(f"epoch {epoch:3d}/{cfg.train.epochs}  train ELBO {row['train_elbo']:8.2f}  valid ELBO "
                f"{row['valid_elbo']:8.2f} (rec {row['valid_reconstruction']:8.2f}, KL {row['valid_kl']:6.2f})  "

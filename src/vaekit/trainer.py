@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
+from .averaging import WeightAverage, averaged
 from .config import RunConfig
 from .data import Batch, Dataset, batch, binarize, dequantize, to_unit
 from .distributed import Context, local_rows, shard
@@ -225,7 +226,7 @@ def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tens
                 grad_clip: float = 0.0, where: tuple[int, int] = (0, 0), bar: tqdm | None = None,
                 ctx: Context | None = None, scaler: torch.amp.GradScaler | None = None,
                 n_global: int | None = None, y: torch.Tensor | None = None,
-                check_every: int = 1) -> tuple[dict[str, torch.Tensor], int]:
+                check_every: int = 1, average: WeightAverage | None = None) -> tuple[dict[str, torch.Tensor], int]:
     """One pass over ``x`` (already shuffled) in contiguous batches: the sums of what the objective reports
     (:func:`vaekit.objectives.reported`: the ELBO, reconstruction, KL and its own terms), by name, on the device,
     and the number of steps.
@@ -240,7 +241,8 @@ def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tens
     in the order of ``x``, for a conditional model. ``check_every`` > 1 (:func:`finite_check_every`) reads
     the finiteness on the host that often instead of every step, where the optimiser is fused, one process
     trains and no gradient scaler runs (else every step): the first non-finite step and all after it change
-    nothing, and the error names that step, as the step-by-step check does.
+    nothing, and the error names that step, as the step-by-step check does. ``average``: a
+    :class:`vaekit.averaging.WeightAverage` updated after every optimiser step.
     """
     ctx = ctx or Context()
     world, rank = ctx.world_size, ctx.rank
@@ -271,6 +273,8 @@ def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tens
             check.before_update()
             scaler.step(optimizer)
             scaler.update()
+            if average is not None:
+                average.update()
             steps += 1
             check.after_step(steps)
             report = reported(objective, terms)
@@ -313,6 +317,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=plan.precision == "fp16")
         self.objective = make_objective(cfg)
         self.state = TrainerState()
+        self.average = WeightAverage(model, tc.ema) if tc.ema else None  # --ema: what validation and best see
         self.net = model
         mine = shard(len(valid_ds), ctx.world_size, ctx.rank)
         self.valid_x = to_unit(valid_ds.x[mine].to(ctx.device))
@@ -361,7 +366,7 @@ class Trainer:
             try:
                 sums, steps = train_epoch(self.step, objective, self.optimizer, x, cfg.train.batch_size,
                                           cfg.train.grad_clip, (epoch, self.state.step), bar, ctx, self.scaler, n,
-                                          y, finite_check_every(ctx.device))
+                                          y, finite_check_every(ctx.device), self.average)
             except DivergenceError as e:  # every rank stops at the same step
                 raise ctx.everywhere(_diverged(e, epoch, self.run_dir, cfg, lr)) from None
         self.state.step += steps
@@ -372,7 +377,9 @@ class Trainer:
                 f"training diverged in epoch {epoch} (the ELBO became {train_elbo}); the last good "
                 f"checkpoint is kept in {self.run_dir}: try a lower --lr"))
         seconds = _now() - t0
-        valid = (ctx.all_reduce_sum(elbo_sums(self.model, self.valid_x, y=self.valid_y)) / len(self.valid_ds)).tolist()
+        with averaged(self.average):  # with --ema, the averaged weights are the ones validated
+            valid = ctx.all_reduce_sum(elbo_sums(self.model, self.valid_x, y=self.valid_y))
+        valid = (valid / len(self.valid_ds)).tolist()
         row = {"epoch": epoch, "step": self.state.step, **{f"train_{k}": v for k, v in train.items()},
                "valid_elbo": valid[0], "valid_reconstruction": valid[1],
                "valid_kl": valid[2], "lr": lr, "kl_weight": objective.kl_weight,
@@ -401,7 +408,8 @@ class Trainer:
     def _write(self, row: dict[str, Any], rng, improved: bool) -> None:
         st = self.state
         if improved:
-            ckpt.save_weights(self.run_dir / ckpt.BEST_FILE, self.model, epoch=st.epoch, valid_elbo=st.best)
+            with averaged(self.average):  # the weights validated
+                ckpt.save_weights(self.run_dir / ckpt.BEST_FILE, self.model, epoch=st.epoch, valid_elbo=st.best)
         st.last_epoch_seconds = _now() - row.pop("_t0")
         st.elapsed += st.last_epoch_seconds
         row["elapsed_seconds"] = st.elapsed

@@ -62,7 +62,11 @@ def save_state(path: Path, trainer, rng: dict[str, torch.Tensor]) -> None:
     extra = {"grad_scaler": trainer.scaler.state_dict()} if trainer.scaler.is_enabled() else {}
     if trainer.ctx.distributed:
         extra["world_size"] = trainer.ctx.world_size
-    ckpt.save_training_state(path, trainer.model, trainer.optimizer, rng, epoch=st.epoch, step=st.step,
+    average = trainer.average
+    if average is not None:
+        extra["ema_updates"] = average.updates
+    ckpt.save_training_state(path, trainer.model, trainer.optimizer, rng,
+                             average.tensors() if average is not None else None, epoch=st.epoch, step=st.step,
                              best_valid_elbo=st.best, best_epoch=st.best_epoch, elapsed_seconds=st.elapsed,
                              last_epoch_seconds=st.last_epoch_seconds, **extra)
 
@@ -94,16 +98,24 @@ def restore_state(trainer, path: Path) -> None:
     """Load ``path`` into ``trainer`` (rank 0 reads; the other ranks receive it: no shared file system needed)."""
     ctx, model, optimizer = trainer.ctx, trainer.model, trainer.optimizer
 
-    def read_state():
-        rng, meta = ckpt.load_training_state(path, model, optimizer)
-        if ctx.distributed:
-            return _to_cpu((model.state_dict(), optimizer.state_dict(), rng, meta))
-        return None, None, rng, meta
+    average = trainer.average
 
-    weights, opt_state, rng, meta = ctx.on_main(read_state)
+    def read_state():
+        saved: dict[str, torch.Tensor] = {}
+        rng, meta = ckpt.load_training_state(path, model, optimizer, saved)
+        if average is not None:
+            average.load(saved, meta.get("ema_updates", 0), path)
+        if ctx.distributed:
+            shadow = average.tensors() if average is not None else {}
+            return _to_cpu((model.state_dict(), optimizer.state_dict(), rng, meta, shadow))
+        return None, None, rng, meta, None
+
+    weights, opt_state, rng, meta, shadow = ctx.on_main(read_state)
     if not ctx.is_main:
         model.load_state_dict(weights)
         optimizer.load_state_dict(opt_state)
+        if average is not None:
+            average.load(shadow, meta.get("ema_updates", 0), path)
     st = trainer.state
     try:
         st.epoch, st.step = int(meta["epoch"]), int(meta["step"])
