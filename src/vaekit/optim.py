@@ -28,16 +28,20 @@ class AdamNormGrad(torch.optim.Adam):
 
 def make_optimizer(cfg: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     """Adam (or Adam on per-tensor normalised gradients, :class:`AdamNormGrad`) or SGD, fused (one kernel for all
-    parameters) where this PyTorch offers it.
+    parameters) where this PyTorch offers it; ``train.weight_decay`` decoupled for the Adams (AdamW), L2 for SGD.
 
     On a 2-core CPU the fused Adam step made the whole training step ~17% faster for
     the 784-400-20 model (46,900 vs 40,000 images/s).
     """
-    params = list(model.parameters())
-    if cfg.train.optimizer in ("adam", "adam-normgrad"):
-        cls, kw = torch.optim.Adam if cfg.train.optimizer == "adam" else AdamNormGrad, {"lr": cfg.train.lr}
+    params, tc = list(model.parameters()), cfg.train
+    if tc.optimizer in ("adam", "adam-normgrad"):
+        cls, kw = torch.optim.Adam if tc.optimizer == "adam" else AdamNormGrad, {"lr": tc.lr}
+        if tc.weight_decay:  # decoupled (AdamW): the decay does not pass through the moments
+            kw.update(weight_decay=tc.weight_decay, decoupled_weight_decay=True)
     else:
-        cls, kw = torch.optim.SGD, {"lr": cfg.train.lr, "momentum": cfg.train.momentum}
+        cls, kw = torch.optim.SGD, {"lr": tc.lr, "momentum": tc.momentum}
+        if tc.weight_decay:
+            kw.update(weight_decay=tc.weight_decay)
     try:
         return cls(params, fused=True, **kw)
     except (RuntimeError, TypeError, ValueError):  # older PyTorch or a device without a fused kernel

@@ -1,4 +1,5 @@
-"""Weight averaging (--ema): the average's arithmetic, what a run validates and keeps, exact resume, bad input."""
+"""Regularisers of the optimisation: weight averaging (--ema: its arithmetic, what a run validates and keeps, exact
+resume, bad input) and weight decay (--weight-decay: decoupled for Adam, exact resume)."""
 
 import json
 import subprocess
@@ -122,3 +123,30 @@ def test_the_cli_takes_ema_and_refuses_a_bad_one_in_one_line(tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert "weight averaging: decay 0.99" in ok.stdout + ok.stderr
     assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["ema"] == 0.99
+
+
+def test_weight_decay_is_decoupled_for_adam_and_shrinks_each_weight_by_lr_times_decay():
+    from vaekit.optim import make_optimizer
+
+    for name in ("adam", "adam-normgrad", "sgd"):
+        c = cfg(optimizer=name, weight_decay=0.1, lr=0.01)
+        torch.manual_seed(0)
+        net = torch.nn.Linear(4, 3)
+        opt = make_optimizer(c, net)
+        before = net.weight.detach().clone()
+        net.weight.grad = torch.zeros_like(net.weight)  # no gradient: only the decay moves the weight
+        net.bias.grad = torch.zeros_like(net.bias)
+        opt.step()
+        assert torch.allclose(net.weight, before * (1 - 0.01 * 0.1), atol=1e-7), name
+    assert make_optimizer(cfg(), torch.nn.Linear(2, 2)).param_groups[0]["weight_decay"] == 0
+
+
+def test_a_run_with_weight_decay_resumes_bit_identically_and_a_negative_decay_is_refused(tmp_path):
+    vaekit.train(cfg(epochs=2, weight_decay=0.05), tmp_path / "full", progress=False, log=quiet)
+    vaekit.train(cfg(epochs=1, weight_decay=0.05), tmp_path / "split", progress=False, log=quiet)
+    vaekit.train(cfg(epochs=2, weight_decay=0.05), tmp_path / "split", resume=True, progress=False, log=quiet)
+    a, b = load_file(tmp_path / "full" / LAST_FILE), load_file(tmp_path / "split" / LAST_FILE)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    with pytest.raises(VaekitError, match="weight_decay"):
+        cfg(weight_decay=-1)
