@@ -73,7 +73,7 @@ class ModelConfig(PartSection):
 class TrainConfig(PartSection):
     """Optimisation: epochs, batch size, learning rate and its schedule, optimiser, seed, the objective (with its
     options), KL warm-up (Bowman et al., 2016; Sønderby et al., 2016: reported ELBOs use weight 1), early
-    stopping, a wall-clock budget, weight decay and averaging and the clock the schedule follows (:mod:`vaekit.schedule`), gradient clipping,
+    stopping, a wall-clock budget and the clock the schedule follows (:mod:`vaekit.schedule`), weight decay and averaging, gradient clipping,
     and the precision (``auto`` is resolved by :func:`vaekit.trainer.auto_precision` and saved resolved). Each
     option's help says what it does.
     """
@@ -104,13 +104,11 @@ class TrainConfig(PartSection):
                                  "--epochs, whichever is further, so the schedule fits the time budget on any "
                                  "machine); auto: budget when --max-minutes is set; saved resolved in config.json",
                                  choices=CLOCKS, resume=RESUME_FREE)
-    weight_decay: float = option(0.0, "weight decay, decoupled from the gradient's moments for adam and "
-                                 "adam-normgrad (AdamW, Loshchilov & Hutter 2019): every step shrinks each weight by "
-                                 "lr x F; for sgd the L2 term F/2 |w|^2. On every parameter (pseudo-inputs too)",
-                                 default_text="0, none", check=num(0), rule=">= 0 (0: none)")
-    ema: float = option(0.0, "weight averaging: keep an exponential moving average of the weights with decay F "
-                        "(e.g. 0.999), updated after every step; validation, the best checkpoint and the pictures "
-                        "use the average, training the raw weights (vaekit.averaging)", default_text="0, off",
+    weight_decay: float = option(0.0, "weight decay on every parameter: each step shrinks it by lr x F for the Adams "
+                                 "(decoupled, AdamW), the L2 term F/2 |w|^2 for sgd", default_text="0, none",
+                                 check=num(0), rule=">= 0 (0: none)")
+    ema: float = option(0.0, "weight averaging: a moving average of the weights with decay F (e.g. 0.999) after "
+                        "every step, which validation, the best checkpoint and the pictures use", default_text="0, off",
                         check=num(0, 1), rule="in [0, 1) (0: off)", what="ema (the weight average's decay)")
     grad_clip: float = option(0.0, "rescale gradients whose global norm exceeds F", default_text="0, off",
                               check=num(0), rule=">= 0 (0: no clipping)")
