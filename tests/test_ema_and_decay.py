@@ -12,21 +12,10 @@ from safetensors.torch import load_file
 import vaekit
 from vaekit.averaging import PREFIX, WeightAverage, averaged
 from vaekit.checkpoint import BEST_FILE, LAST_FILE, load
-from vaekit.config import RunConfig
 from vaekit.errors import CheckpointError, VaekitError
 from vaekit.evaluate import elbo_sums
 
-
-def cfg(epochs=2, **train):
-    return RunConfig.from_dict({
-        "data": {"name": "digits"},
-        "model": {"latent_dim": 2, "hidden": [32]},
-        "train": {"epochs": epochs, "batch_size": 64, **train},
-    })
-
-
-def quiet(_msg):
-    pass
+from .test_train_checkpoint import cfg, quiet  # the same tiny digits config and silent log
 
 
 def test_the_average_follows_its_formula_and_the_swap_restores_the_raw_weights_exactly():
