@@ -49,6 +49,12 @@ INIT = Option("init", "default", "initial weights of the networks' linear layers
               kind=str, choices=("default", "he"))
 
 
+ENCODER_NOISE = Option("encoder_noise", 0.0, "spread of the Gaussian noise added to the images the encoders (q(z|x), "
+                       "the hvae's q(z2|x) and q(z1|x,z2)) see while training, against overfitting; the likelihood "
+                       "scores the clean images, so the ELBO still bounds log p(x) (none at evaluation)",
+                       metavar="SIGMA", default_text="0, none", check=lambda s: 0 <= s <= 10, rule="in [0, 10]")
+
+
 def he_init(model: nn.Module) -> None:
     """Every linear layer's weights drawn from N(0, 2 / its inputs) (He et al., 2015), in place."""
     with torch.no_grad():
@@ -65,6 +71,8 @@ def _check_logvar_bounds(a) -> None:
 def _options_text(a) -> str:
     """The networks' options beyond their sizes, as the model's line says them (nothing for the defaults)."""
     init = ", He-initialised" if getattr(a, "init", "default") == "he" else ""
+    if getattr(a, "encoder_noise", 0.0):
+        init += f", encoder noise {a.encoder_noise:g}"
     if (a.logvar_min, a.logvar_max) == (LOGVAR_MIN, LOGVAR_MAX):
         return init
     return f", log-variance in [{a.logvar_min:g}, {a.logvar_max:g}]{init}"
@@ -79,7 +87,7 @@ class MLPNetworks:
                Option("dropout", 0.0, "MLP networks: dropout after every hidden layer of encoder and decoder while "
                       "training, against overfitting (none at evaluation)", metavar="P", default_text="0, none",
                       check=lambda p: 0 <= p < 1, rule="in [0, 1)"),
-               *LOGVAR_BOUNDS, INIT)
+               *LOGVAR_BOUNDS, INIT, ENCODER_NOISE)
     check_options = staticmethod(_check_logvar_bounds)
 
     @classmethod
@@ -115,7 +123,7 @@ class ConvNetworks:
                       metavar="C", check=_widths, rule="a list of channel counts >= 1"),
                Option("conv_levels", None, "conv networks: number of levels", kind=int, metavar="N",
                       default_text="one per --conv-channels", check=lambda n: n >= 1, rule="a whole number >= 1"),
-               HIDDEN, *LOGVAR_BOUNDS, INIT)
+               HIDDEN, *LOGVAR_BOUNDS, INIT, ENCODER_NOISE)
 
     refuses = {"dropout": "dropout is for the MLP networks (--arch mlp or gated-mlp); drop --dropout for the conv "
                           "networks"}
@@ -209,6 +217,7 @@ def build_model(cfg, image_shape: tuple[int, int, int], levels: int | None = Non
     model = variant.from_parts(encoder, decoder, PRIORS[cfg.prior.name], cfg, tuple(image_shape), classes)
     if getattr(cfg.arch, "init", "default") == "he":
         he_init(model)
+    model.encoder_noise = float(getattr(cfg.arch, "encoder_noise", 0.0))
     return model
 
 

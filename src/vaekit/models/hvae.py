@@ -98,7 +98,8 @@ class HVAE(VAE):
 
     # ---- the lower layer ----------------------------------------------------------------------------------------
     def _lower(self, x: torch.Tensor, z2: torch.Tensor) -> tuple[DiagonalNormal, DiagonalNormal]:
-        """q(z1|x, z2) and p(z1|z2) for samples ``z2 [..., B, L2]`` of the images ``x [B, D]``."""
+        """q(z1|x, z2) and p(z1|z2) for samples ``z2 [..., B, L2]`` of the images ``x [B, D]`` (as the inference
+        networks see them)."""
         lead = z2.shape[:-1]
         z2f = z2.reshape(-1, z2.shape[-1])
         xf = x.expand(*lead, x.shape[-1]).reshape(-1, x.shape[-1])
@@ -131,9 +132,10 @@ class HVAE(VAE):
         both layers ``[B, L2 + L1]`` (z2's first), what free bits clamp."""
         if log_weights:
             return self.log_weights(x, n_samples)
-        q2, xf = self.encode(x), self.pixels(x)
+        xn = self.noisy(x)  # what the inference networks see (x itself but while training with encoder noise)
+        q2, xf = self.encode(xn), self.pixels(x)
         z2 = q2.rsample() if n_samples == 1 else q2.rsample((n_samples,))
-        q1, p1 = self._lower(xf, z2)
+        q1, p1 = self._lower(self.pixels(xn), z2)
         z1 = q1.rsample()
         rec = self.decoder(z2, cond=z1).log_prob(xf)
         p = self.prior_given()
@@ -156,11 +158,12 @@ class HVAE(VAE):
     def log_weights(self, x: torch.Tensor, n_samples: int, q: DiagonalNormal | None = None,
                     y: torch.Tensor | None = None, prior=None):
         """log w_k of both layers for (z1, z2)_k ~ q; ``(log_w, log p(x|z1, z2))``, both ``[K, B]``."""
-        q2 = q if q is not None else self.encode(x)
+        xn = self.noisy(x)
+        q2 = q if q is not None else self.encode(xn)
         p = prior if prior is not None else self.prior_given()
         xf = self.pixels(x)
         z2 = q2.rsample((n_samples,))
-        q1, p1 = self._lower(xf, z2)
+        q1, p1 = self._lower(self.pixels(xn), z2)
         z1 = q1.rsample()
         log_px = self.decoder(z2, cond=z1).log_prob(xf)
         log_w = log_px + p1.log_prob(z1) + p.log_prob(z2) - q1.log_prob(z1) - q2.log_prob(z2)

@@ -80,6 +80,17 @@ class VAE(nn.Module):
         """Images ``[B, C, H, W]`` as the rows of pixels ``[B, D]`` a likelihood scores (a view; flat rows pass)."""
         return x.reshape(x.shape[0], -1) if x.dim() > 2 else x
 
+    encoder_noise = 0.0  # the networks' option: the spread of the noise on what the encoders see while training
+
+    def noisy(self, x: torch.Tensor) -> torch.Tensor:
+        """The images as the inference networks see them: while training with ``encoder_noise`` = s > 0, x + s * eps
+        with eps ~ N(0, I) (a denoising encoder, Im et al. 2017; amortised inference regularisation, Shu et al.
+        2018), else ``x`` itself. The likelihood scores the clean ``x``: the ELBO of any q(z|x~) bounds log p(x)."""
+        if not (self.training and self.encoder_noise > 0):
+            return x
+        x = x if x.is_floating_point() else x.float()
+        return x + self.encoder_noise * torch.randn_like(x)
+
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> DiagonalNormal:
         """q(z|x) for a batch of images ``x [B, C, H, W]`` (or rows of pixels ``[B, D]``)."""
         return self.encoder(x, **self._given(self.encoder, y))
@@ -145,7 +156,7 @@ class VAE(nn.Module):
         """
         if log_weights:
             return self.log_weights(x, n_samples, y=y)
-        q = self.encode(x, y)
+        q = self.encode(self.noisy(x), y)
         x = self.pixels(x)
         if n_samples == 1:
             z = q.rsample()  # [B, L]
@@ -173,7 +184,7 @@ class VAE(nn.Module):
         same images, so that neither is computed again per chunk.
         """
         if q is None:
-            q = self.encode(x, y)
+            q = self.encode(self.noisy(x), y)
         if prior is None:
             prior = self.prior_given(y)
         z = q.rsample((n_samples,))  # [K, B, L]
