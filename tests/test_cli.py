@@ -142,6 +142,6 @@ def test_every_config_option_reaches_the_saved_config(tmp_path, capsys):
                  "--out", str(out)]) == 0
     saved = json.loads((out / "config.json").read_text())
     assert saved["model"]["arch"] == {"name": "gated-mlp", "hidden": [8, 4], "dropout": 0.0, "logvar_min": -6.0,
-                                      "logvar_max": 20.0, "init": "default"}
+                                      "logvar_max": 20.0, "init": "default", "encoder_noise": 0.0}
     assert saved["model"]["latent_dim"] == 3 and saved["train"]["lr"] == 0.002
     assert saved["train"]["warmup_epochs"] == 2 and saved["data"]["image_shape"] == [1, 8, 8]
