@@ -70,12 +70,12 @@ def _check_logvar_bounds(a) -> None:
 
 def _options_text(a) -> str:
     """The networks' options beyond their sizes, as the model's line says them (nothing for the defaults)."""
-    init = ", He-initialised" if getattr(a, "init", "default") == "he" else ""
+    rest = ", He-initialised" if getattr(a, "init", "default") == "he" else ""
     if getattr(a, "encoder_noise", 0.0):
-        init += f", encoder noise {a.encoder_noise:g}"
+        rest += f", encoder noise {a.encoder_noise:g}"
     if (a.logvar_min, a.logvar_max) == (LOGVAR_MIN, LOGVAR_MAX):
-        return init
-    return f", log-variance in [{a.logvar_min:g}, {a.logvar_max:g}]{init}"
+        return rest
+    return f", log-variance in [{a.logvar_min:g}, {a.logvar_max:g}]{rest}"
 
 
 class MLPNetworks:

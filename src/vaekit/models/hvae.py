@@ -158,7 +158,7 @@ class HVAE(VAE):
     def log_weights(self, x: torch.Tensor, n_samples: int, q: DiagonalNormal | None = None,
                     y: torch.Tensor | None = None, prior=None):
         """log w_k of both layers for (z1, z2)_k ~ q; ``(log_w, log p(x|z1, z2))``, both ``[K, B]``."""
-        xn = self.noisy(x)
+        xn = self.noisy(x) if q is None else x  # a caller's own q(z2|x) was of the clean images
         q2 = q if q is not None else self.encode(xn)
         p = prior if prior is not None else self.prior_given()
         xf = self.pixels(x)
