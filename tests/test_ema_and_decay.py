@@ -14,6 +14,7 @@ from vaekit.averaging import PREFIX, WeightAverage, averaged
 from vaekit.checkpoint import BEST_FILE, LAST_FILE, load
 from vaekit.errors import CheckpointError, VaekitError
 from vaekit.evaluate import elbo_sums
+from vaekit.runs import LOCK_FILE
 
 from .test_train_checkpoint import cfg, quiet  # the same tiny digits config and silent log
 
@@ -92,10 +93,13 @@ def test_a_decay_outside_zero_to_one_is_refused(bad):
 
 def test_ema_may_not_change_on_resume_and_a_checkpoint_without_the_average_is_refused(tmp_path):
     vaekit.train(cfg(epochs=1), tmp_path / "run", progress=False, log=quiet)
-    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    def files():  # what the run wrote (the lock file says who holds the directory: each attempt rewrites it)
+        return {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file() and p.name != LOCK_FILE}
+
+    before = files()
     with pytest.raises(VaekitError, match="ema"):
         vaekit.train(cfg(epochs=2, ema=0.99), tmp_path / "run", resume=True, log=quiet)
-    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == before
+    assert files() == before
     avg = WeightAverage(load(tmp_path / "run"), 0.99)
     with pytest.raises(CheckpointError, match="saved without --ema"):
         avg.load(load_file(tmp_path / "run" / LAST_FILE), 0, tmp_path / "run" / LAST_FILE)
