@@ -44,6 +44,8 @@ class VAE(nn.Module):
     of the plain VAE are not conditional and never see them.
     """
 
+    sample_text = "mean of p(x|z), z ~ {prior}"  # what a picture of samples shows (its title)
+
     def __init__(self, encoder: nn.Module, decoder: nn.Module, prior: nn.Module,
                  image_shape: tuple[int, int, int] | None = None):
         super().__init__()

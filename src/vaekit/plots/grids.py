@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -76,10 +77,11 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
 
 
 def _grid_figure(grid: np.ndarray, title: str, inches: float = 6.0) -> Figure:
-    fig = Figure(figsize=(inches, inches * grid.shape[0] / grid.shape[1] + 0.5))
+    lines = textwrap.wrap(title, int(11 * inches))  # a long title on two lines, not cut at the figure's edges
+    fig = Figure(figsize=(inches, inches * grid.shape[0] / grid.shape[1] + 0.3 + 0.2 * len(lines)))
     ax = fig.subplots()
     show(ax, grid)
-    ax.set_title(title)
+    ax.set_title("\n".join(lines))
     ax.axis("off")
     return fig
 
@@ -105,7 +107,7 @@ def samples_figure(model, n: int = 64, seed: int = 0, label: int | None = None, 
     if not getattr(model, "conditional", False):
         grid = image_grid(_with_seed(seed, lambda: model.sample(n, prior=sampler)), model.image_shape)
         source = "from the prior" if sampler is None else "from a fitted prior"
-        return _grid_figure(grid, f"{n} samples {source} (mean of p(x|z), z ~ {prior})")
+        return _grid_figure(grid, f"{n} samples {source} ({model.sample_text.format(prior=prior)})")
     if label is not None:
         y = torch.full((n,), int(label), dtype=torch.long)
         grid = image_grid(_with_seed(seed, lambda: model.sample(n, y=y, prior=sampler)), model.image_shape)
