@@ -186,6 +186,9 @@ def test_downstream_sees_the_top_layer(tmp_path):
     assert np.isfinite(evaluate(res.model, load_split(res.model.config, "valid"), iw_samples=5, prior=prior)["nll"])
     with pytest.raises(vaekit.VaekitError, match="explore it with the server"):
         export_page(run, tmp_path / "p.html")
+    from vaekit.plots.grids import samples_figure
+    title = samples_figure(res.model, n=4).axes[0].get_title().replace("\n", " ")
+    assert title == "4 samples from the prior (mean of p(x|z1, z2), z2 ~ N(0, I), z1 = mean of p(z1|z2))"
 
 
 def test_the_paper_preset_has_the_papers_networks():

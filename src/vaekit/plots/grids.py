@@ -99,8 +99,10 @@ def samples_figure(model, n: int = 64, seed: int = 0, label: int | None = None, 
     """Means of p(x|z) for ``n`` draws z ~ p(z): new images straight from the model. A conditional model
     draws ``label`` (all ``n`` of that class), or without one a row of each class. ``sampler``: another p(z) to
     draw z from (a fitted prior: :mod:`vaekit.fitted`), named in the title by its ``describe()``."""
+    from ..models.priors import StandardNormalPrior
+
     prior = sampler.describe() if sampler is not None else \
-        "N(0, I)" if model.kl_form == "closed form" else f"the {type(model.prior).__name__}"
+        "N(0, I)" if isinstance(model.prior, StandardNormalPrior) else f"the {type(model.prior).__name__}"
     conditional_rows = getattr(model, "conditional", False) and label is None
     check_picture(model.classes * max(1, math.ceil(n / model.classes)) if conditional_rows else n, model.image_shape,
                   "-n")
