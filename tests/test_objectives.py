@@ -75,12 +75,24 @@ def test_iwae_reports_its_true_bound_and_rises_with_k():
     assert terms.bound >= terms.elbo  # log-mean-exp >= mean, image by image
 
 
-def test_kl_warmup_ramps_the_weight_and_iwae_refuses_it():
+def test_kl_warmup_ramps_the_weight_of_the_elbo_and_of_the_iwae_log_weights():
     assert [kl_warmup(ELBO(beta=2.0), e, 4).kl_weight for e in (1, 2, 4, 9)] == [0.5, 1.0, 2.0, 2.0]
     assert kl_warmup(ELBO(), 3, 0) == ELBO()
-    assert kl_warmup(IWAE(k=3), 5, 4).k == 3
-    with pytest.raises(VaekitError, match="warm-up"):
-        kl_warmup(IWAE(k=3), 1, 4)
+    assert kl_warmup(IWAE(k=3), 5, 4) == IWAE(k=3)
+    assert [kl_warmup(IWAE(k=3), e, 4).kl_weight for e in (1, 2, 4)] == [0.25, 0.5, 1.0]
+    model, x = small_model(), batch(40)
+    torch.manual_seed(0)
+    terms = IWAE(k=3).terms(model, x)
+    torch.manual_seed(0)
+    log_w, log_px_z = model(x, n_samples=3, log_weights=True)
+    # the loss at weight lam is the IWAE bound of log p(x|z) + lam (log p(z) - log q(z|x)), sample by sample
+    for lam in (0.0, 0.3):
+        want = -iwae_bound(log_px_z + lam * (log_w - log_px_z)).sum() / 40
+        assert kl_warmup(IWAE(k=3), lam * 10, 10).loss(terms, 40).item() == pytest.approx(want.item(), rel=1e-6)
+    # at weight 1 it is the bound itself, which is what is reported at every weight
+    assert IWAE(k=3, kl_weight=1.0).loss(terms, 40).item() == pytest.approx(-terms.bound.item() / 40, rel=1e-6)
+    with pytest.raises(VaekitError, match="in \\[0, 1\\]"):
+        IWAE(k=3, kl_weight=1.5)
 
 
 @pytest.mark.parametrize("make,match", [(lambda: ELBO(beta=-1), "beta"), (lambda: ELBO(free_bits=-0.1), "free_bits"),

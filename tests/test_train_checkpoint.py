@@ -199,6 +199,11 @@ def test_warmup_trains_and_reports_the_true_elbo(tmp_path):
     row = res.history[0]
     assert row["kl_weight"] == 0.25
     assert row["train_elbo"] == pytest.approx(row["train_reconstruction"] - row["train_kl"], abs=1e-3)
+    # the IWAE under warm-up: the weight is the warm-up's, the bound reported is the true one (weight 1)
+    res = vaekit.train(cfg(epochs=2, warmup_epochs=4, objective={"name": "iwae", "k": 3}), tmp_path / "i",
+                       progress=False, log=quiet)
+    assert [r["kl_weight"] for r in res.history] == [0.25, 0.5]
+    assert all(r["train_iwae_bound"] >= r["train_elbo"] for r in res.history)
 
 
 def test_early_stopping_and_time_budget(tmp_path):

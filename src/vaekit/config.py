@@ -89,8 +89,8 @@ class TrainConfig(PartSection):
     seed: int = option(0, "random seed", check=whole(0), rule="a whole number >= 0")
     objective: PartConfig = part("objective", "elbo", "elbo, or iwae: the importance-weighted bound with K = "
                                  "--n-samples (Burda et al. 2016), reported as itself")
-    warmup_epochs: int = option(0, "KL warm-up: the KL weight rises linearly to 1 over N epochs (their share of "
-                                "the budget with --schedule-clock budget); reported ELBOs always use weight 1", default_text="0, none", check=whole(0),
+    warmup_epochs: int = option(0, "KL warm-up: the KL weight (the IWAE's: of each sample's log p(z) - log q(z|x)) "
+                                "rises linearly to 1 over N epochs, ending by half the budget if fewer fit; reported bounds always use 1", default_text="0, none", check=whole(0),
                                 rule="a whole number >= 0")
     lr_schedule: str = option("constant", "constant, or cosine annealing to 0 over the run (see --schedule-clock)",
                               choices=LR_SCHEDULES)

@@ -11,7 +11,9 @@ turns that into the loss to minimise and the terms to report. The trainer and
   the prior; it needs a prior that gives each dimension's KL (in closed form, or from its marginals as
   the mixtures do; then the part of the KL the marginals leave out is kept unclamped).
 * :class:`IWAE` (Burda et al., 2016): log (1/K) Σ_k w_k with K samples; the reported bound
-  is that value itself, never a surrogate.
+  is that value itself, never a surrogate. Under KL warm-up the loss weights each sample's
+  log p(z) − log q(z|x) by the warm-up's weight λ (w_k = p(x|z_k) · (p(z_k) / q(z_k|x))^λ),
+  which is the IWAE bound itself once λ reaches 1; the bound reported is always λ = 1's.
 
 Every objective also reports the plain ELBO, so runs with different objectives compare.
 A schedule acts on the objective, not in the loop: :func:`kl_warmup` gives the objective
@@ -27,7 +29,7 @@ from typing import NamedTuple
 import torch
 
 from .bounds import iwae_bound
-from .errors import VaekitError, require, unknown_name
+from .errors import require, unknown_name
 from .options import Option
 
 
@@ -40,6 +42,8 @@ class BatchTerms(NamedTuple):
     kl: torch.Tensor  # KL(q(z|x) || p(z))
     kl_per_dim: torch.Tensor | None = None
     kl_rest: torch.Tensor | None = None  # what the per-dimension terms leave of the KL (a mixture prior's)
+    log_w: torch.Tensor | None = None  # [K, B] per-sample log-weights, for a loss that reweights them (the IWAE's)
+    log_px_z: torch.Tensor | None = None  # [K, B] their log p(x|z) parts
 
 
 def _labels(y: torch.Tensor | None) -> dict:
@@ -125,13 +129,17 @@ class ELBO:
 
 @dataclasses.dataclass(frozen=True)
 class IWAE:
-    """The importance-weighted bound with ``k`` samples per image; K = 1 is the ELBO with a sampled KL."""
+    """The importance-weighted bound with ``k`` samples per image; K = 1 is the ELBO with a sampled KL.
+
+    ``kl_weight`` < 1 (set by KL warm-up, never by hand) trains on log-weights whose log p(z) − log q(z|x) part is
+    scaled by it; the reported bound is the true one."""
 
     k: int = 5
+    kl_weight: float = 1.0
     name = "iwae"
-    kl_weighted = False
-    refuses = dict.fromkeys(("beta", "free_bits"), "the IWAE bound has no KL term to weight: drop --beta, --free-bits "
-                            "and --warmup-epochs, or use --objective elbo")
+    kl_weighted = True  # KL warm-up may weight each sample's log p(z) - log q(z|x); --beta and --free-bits may not
+    refuses = dict.fromkeys(("beta", "free_bits"), "the IWAE bound has no KL term for --beta or --free-bits to "
+                            "weight (KL warm-up is the one weight it takes): drop them, or use --objective elbo")
     options = (Option("k", 1, SAMPLES_HELP, kind=int,
                       alias="n_samples", check=lambda n: n >= 1, rule="a whole number >= 1"),)
 
@@ -149,24 +157,26 @@ class IWAE:
 
     def __post_init__(self):
         require(isinstance(self.k, int) and self.k >= 1, f"the IWAE needs K >= 1 samples, got {self.k!r}")
-
-    kl_weight = 1.0
+        require(0 <= self.kl_weight <= 1, f"the IWAE's KL weight (from KL warm-up) must be in [0, 1], "
+                f"got {self.kl_weight!r}")
 
     def with_kl_weight(self, weight: float) -> "IWAE":
-        if weight != 1.0:
-            raise VaekitError("KL warm-up weights the KL term of the ELBO; the IWAE bound has none: "
-                              "drop --warmup-epochs or use --objective elbo")
-        return self
+        """This objective with each sample's log p(z) - log q(z|x) weighted by ``weight`` (0..1), as KL warm-up
+        does."""
+        return self if weight == self.kl_weight else dataclasses.replace(self, kl_weight=weight)
 
     def terms(self, model, x: torch.Tensor, y: torch.Tensor | None = None) -> BatchTerms:
         log_w, log_px_z = model(x, n_samples=self.k, log_weights=True, **_labels(y))  # [K, B] each
         bound = iwae_bound(log_w).sum()
         elbo = log_w.mean(0).sum()
         rec = log_px_z.mean(0).sum()
-        return BatchTerms(bound, elbo, rec, rec - elbo)
+        return BatchTerms(bound, elbo, rec, rec - elbo, log_w=log_w, log_px_z=log_px_z)
 
     def loss(self, terms: BatchTerms, n_images: float) -> torch.Tensor:
-        return -terms.bound / n_images
+        if self.kl_weight == 1.0:
+            return -terms.bound / n_images
+        log_px_z = terms.log_px_z
+        return -iwae_bound(log_px_z + self.kl_weight * (terms.log_w - log_px_z)).sum() / n_images
 
 
 def reported(objective, terms: BatchTerms) -> dict[str, torch.Tensor]:
@@ -189,7 +199,8 @@ def make_objective(part):
 
 
 def kl_warmup(objective, epoch: int, warmup_epochs: int):
-    """The objective of ``epoch`` (1-based): its KL weight times min(1, epoch / warmup_epochs)."""
+    """The objective of ``epoch`` (1-based): its KL weight times min(1, epoch / warmup_epochs) (the ELBO's KL
+    term; the IWAE's log p(z) - log q(z|x) in each sample's weight)."""
     if warmup_epochs == 0:
         return objective
     return objective.with_kl_weight(min(1.0, epoch / warmup_epochs))
