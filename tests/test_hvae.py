@@ -189,6 +189,10 @@ def test_downstream_sees_the_top_layer(tmp_path):
     from vaekit.plots.grids import samples_figure
     title = samples_figure(res.model, n=4).axes[0].get_title().replace("\n", " ")
     assert title == "4 samples from the prior (mean of p(x|z1, z2), z2 ~ N(0, I), z1 = mean of p(z1|z2))"
+    from vaekit.plots import curves_figure
+    from vaekit.checkpoint import read_metrics
+    panels = [ax.get_title() for ax in curves_figure(read_metrics(run), terms=res.model.terms_text).axes]
+    assert panels[1:] == ["reconstruction E_q[log p(x|z1, z2)] (nats)", "KL(q(z1, z2|x) || p(z1, z2)) (nats)"]
 
 
 def test_the_paper_preset_has_the_papers_networks():

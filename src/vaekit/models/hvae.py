@@ -46,6 +46,7 @@ class HVAE(VAE):
                       "own first hidden layer, the outputs joined for the next: Tomczak & Welling's form)",
                       kind=str, alias="hvae_inputs", choices=("joined", "separate")))
     sample_text = "mean of p(x|z1, z2), z2 ~ {prior}, z1 = mean of p(z1|z2)"
+    terms_text = ("E_q[log p(x|z1, z2)]", "KL(q(z1, z2|x) || p(z1, z2))")
     page_exportable = False  # the explorer's self-contained page runs one decoder network, not this chain
 
     def __init__(self, encoder, lower_encoder, lower_prior, decoder, prior, image_shape):

@@ -45,6 +45,7 @@ class VAE(nn.Module):
     """
 
     sample_text = "mean of p(x|z), z ~ {prior}"  # what a picture of samples shows (its title)
+    terms_text = ("E_q[log p(x|z)]", "KL(q(z|x) || p(z))")  # the ELBO's two terms, as the curves name them
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, prior: nn.Module,
                  image_shape: tuple[int, int, int] | None = None):

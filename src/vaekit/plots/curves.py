@@ -6,17 +6,18 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-PANELS = (("elbo", "ELBO (nats, higher is better)"),
-          ("reconstruction", "reconstruction E_q[log p(x|z)] (nats)"),
-          ("kl", "KL(q(z|x) || p(z)) (nats)"))
+TERMS = ("E_q[log p(x|z)]", "KL(q(z|x) || p(z))")  # the one-layer model's; a model names its own (terms_text)
 
 
-def curves_figure(history: list[dict[str, Any]], title: str = "") -> Figure:
-    """ELBO, reconstruction term and KL per epoch, train and valid, side by side."""
+def curves_figure(history: list[dict[str, Any]], title: str = "", terms: tuple[str, str] = TERMS) -> Figure:
+    """ELBO, reconstruction term and KL per epoch, train and valid, side by side; ``terms`` names the last two
+    panels' quantities as the model defines them (the hvae's are over both layers)."""
     fig = Figure(figsize=(15, 4.2))
     axes = fig.subplots(1, 3)
     epochs = [h["epoch"] for h in history]
-    for ax, (key, label) in zip(axes, PANELS):
+    panels = (("elbo", "ELBO (nats, higher is better)"), ("reconstruction", f"reconstruction {terms[0]} (nats)"),
+              ("kl", f"{terms[1]} (nats)"))
+    for ax, (key, label) in zip(axes, panels):
         for split, style in (("train", dict(color="#1f77b4")), ("valid", dict(color="#d62728"))):
             ys = [h.get(f"{split}_{key}") for h in history]
             ax.plot(epochs, ys, marker="o" if len(epochs) < 30 else None, markersize=3, label=split, **style)

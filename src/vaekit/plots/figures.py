@@ -136,7 +136,7 @@ def _interpolation(s: Sheet, path: Path):
 def _curves(s: Sheet, path: Path):
     if not s.history:
         return s.skip("curves", "metrics.jsonl holds no epochs")
-    return save_figure(curves_figure(s.history, title=s.config.short_data()), path)
+    return save_figure(curves_figure(s.history, title=s.config.short_data(), terms=s.model.terms_text), path)
 
 
 @figure("kl", "kl.png", data=True, kl=True)
