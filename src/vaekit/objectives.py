@@ -64,6 +64,7 @@ class ELBO:
     n_samples: int = 1
     name = "elbo"
     kl_weighted = True  # has a KL term for --beta and KL warm-up to weight
+    weight_field = "beta"  # the field KL warm-up scales (a compiled step takes it as data: vaekit.grad_step)
     options = (Option("n_samples", 1, SAMPLES_HELP, kind=int,
                       check=lambda n: n >= 1, rule="a whole number >= 1"),
                Option("beta", 1.0, "weight of the KL term (beta-VAE); reported ELBOs always use 1",
@@ -116,6 +117,10 @@ class ELBO:
 
     def loss(self, terms: BatchTerms, n_images: float) -> torch.Tensor:
         """What the optimiser minimises, per image of the batch (``n_images`` of them)."""
+        return self.weighted_loss(terms, n_images, self.beta)
+
+    def weighted_loss(self, terms: BatchTerms, n_images, weight) -> torch.Tensor:
+        """The loss with ``weight`` (a float, or a 0-d tensor inside a compiled step) in place of β."""
         rec, kl = terms.reconstruction, terms.kl
         if self.free_bits > 0:
             # Kingma et al. (2016): sum_j max(lambda, batch-mean KL_j), times the batch size; for a prior that does
@@ -124,7 +129,7 @@ class ELBO:
             kl = terms.kl_per_dim.div(n_images).clamp_min(self.free_bits).sum() * n_images
             if terms.kl_rest is not None:
                 kl = kl + terms.kl_rest
-        return (kl - rec if self.beta == 1.0 else self.beta * kl - rec) / n_images
+        return (kl - rec if isinstance(weight, float) and weight == 1.0 else weight * kl - rec) / n_images
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +143,7 @@ class IWAE:
     kl_weight: float = 1.0
     name = "iwae"
     kl_weighted = True  # KL warm-up may weight each sample's log p(z) - log q(z|x); --beta and --free-bits may not
+    weight_field = "kl_weight"
     refuses = dict.fromkeys(("beta", "free_bits"), "the IWAE bound has no KL term for --beta or --free-bits to "
                             "weight (KL warm-up is the one weight it takes): drop them, or use --objective elbo")
     options = (Option("k", 1, SAMPLES_HELP, kind=int,
@@ -173,10 +179,14 @@ class IWAE:
         return BatchTerms(bound, elbo, rec, rec - elbo, log_w=log_w, log_px_z=log_px_z)
 
     def loss(self, terms: BatchTerms, n_images: float) -> torch.Tensor:
-        if self.kl_weight == 1.0:
+        return self.weighted_loss(terms, n_images, self.kl_weight)
+
+    def weighted_loss(self, terms: BatchTerms, n_images, weight) -> torch.Tensor:
+        """The loss with ``weight`` (a float, or a 0-d tensor inside a compiled step) as the KL weight."""
+        if isinstance(weight, float) and weight == 1.0:
             return -terms.bound / n_images
         log_px_z = terms.log_px_z
-        return -iwae_bound(log_px_z + self.kl_weight * (terms.log_w - log_px_z)).sum() / n_images
+        return -iwae_bound(log_px_z + weight * (terms.log_w - log_px_z)).sum() / n_images
 
 
 def reported(objective, terms: BatchTerms) -> dict[str, torch.Tensor]:

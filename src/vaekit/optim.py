@@ -48,10 +48,47 @@ def make_optimizer(cfg: RunConfig, model: torch.nn.Module) -> torch.optim.Optimi
         return cls(params, **kw)
 
 
+_ADAM_PLAIN = {"amsgrad": False, "maximize": False, "capturable": False, "differentiable": False, "fused": True}
+
+
+def fused_adam_step(optimizer: torch.optim.Optimizer) -> bool:
+    """One step of a fused ``torch.optim.Adam`` through its kernel directly: the same kernel with the same arguments
+    as ``optimizer.step()`` (so the same numbers, bit for bit), without the per-step bookkeeping in Python that
+    costs about a tenth of a 784-400-20 step at batch 128 on a 2-core CPU. Honours ``optimizer.found_inf`` as
+    ``step()`` does. Returns False, having done nothing, where it does not apply (another optimiser, several
+    parameter groups or devices, a parameter without a gradient or not yet stepped, a gradient scaler's
+    ``grad_scale``, amsgrad, ...): call ``optimizer.step()`` then."""
+    if type(optimizer) is not torch.optim.Adam or len(optimizer.param_groups) != 1 \
+            or getattr(optimizer, "grad_scale", None) is not None:
+        return False
+    group = optimizer.param_groups[0]
+    if any(group.get(k) != v for k, v in _ADAM_PLAIN.items()):
+        return False
+    params, state = group["params"], optimizer.state
+    if not params or any(p.grad is None or p not in state for p in params):
+        return False
+    first = params[0]
+    if any(p.device != first.device or p.dtype != first.dtype for p in params):
+        return False
+    steps = [state[p]["step"] for p in params]
+    found_inf = getattr(optimizer, "found_inf", None)
+    beta1, beta2 = group["betas"]
+    with torch.no_grad():
+        torch._foreach_add_(steps, 1)
+        kernel = torch._fused_adamw_ if group.get("decoupled_weight_decay") else torch._fused_adam_
+        kernel(params, [p.grad for p in params], [state[p]["exp_avg"] for p in params],
+               [state[p]["exp_avg_sq"] for p in params], [], steps, amsgrad=False, lr=group["lr"], beta1=beta1,
+               beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"], maximize=False, grad_scale=None,
+               found_inf=found_inf)
+        if found_inf is not None:
+            torch._foreach_sub_(steps, [found_inf] * len(steps))
+    return True
+
+
 def learning_rate(cfg: RunConfig, epoch: int) -> float:
     """The learning rate of ``epoch`` (1-based) by the epochs clock: constant, or cosine-annealed to 0 over the
     run (:mod:`vaekit.schedule` for the budget clock)."""
     return schedule.learning_rate(cfg.train, schedule.position(cfg.train, epoch))
 
 
-__all__ = ["AdamNormGrad", "learning_rate", "make_optimizer"]
+__all__ = ["AdamNormGrad", "fused_adam_step", "learning_rate", "make_optimizer"]

@@ -25,11 +25,12 @@ from .data import Batch, Dataset, batch, binarize, dequantize, to_unit
 from .distributed import Context, local_rows, shard
 from .errors import CheckpointError, DivergenceError, VaekitError
 from .evaluate import elbo_sums
+from .grad_step import GradStep
 from .models import VAE
 from . import objectives
 from .objectives import ELBO, BatchTerms, kl_warmup, reported
 from . import schedule
-from .optim import make_optimizer
+from .optim import fused_adam_step, make_optimizer
 from .trainer_state import TrainerState, save_state
 
 
@@ -261,17 +262,23 @@ def train_epoch(step, objective, optimizer: torch.optim.Optimizer, x: torch.Tens
             b = min(batch_size, n - i)  # this step's global batch; this rank's share of it follows
             mine = shard(b, world, rank)
             rows = slice(pos, pos + mine.stop - mine.start)
-            terms = step(batch(x[rows], y[rows] if y is not None else None))  # uint8 becomes [0, 1] a batch at a time
+            xb = batch(x[rows], y[rows] if y is not None else None)  # uint8 becomes [0, 1] a batch at a time
             pos = rows.stop
-            loss = objective.loss(terms, b / world)
-            check.loss(steps + 1, loss)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            if getattr(step, "computes_gradients", False):  # vaekit.grad_step: the gradients come with the loss
+                terms, loss = step(xb, objective, b / world)
+                check.loss(steps + 1, loss)
+            else:
+                terms = step(xb)
+                loss = objective.loss(terms, b / world)
+                check.loss(steps + 1, loss)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
             if grad_clip:
                 scaler.unscale_(optimizer)
                 check.norm(steps + 1, torch.nn.utils.clip_grad_norm_(params, grad_clip))
             check.before_update()
-            scaler.step(optimizer)
+            if scaler.is_enabled() or not fused_adam_step(optimizer):  # the same kernel, less Python
+                scaler.step(optimizer)
             scaler.update()
             if average is not None:
                 average.update()
@@ -334,7 +341,10 @@ class Trainer:
 
             ids = [self.ctx.device] if self.ctx.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids, gradient_as_bucket_view=True)
-        self.step = make_step(self.net, self.objective, self.plan.precision, self.plan.compile)
+        if self.plan.compile and GradStep.usable(self.objective, self.plan.precision, self.ctx.world_size):
+            self.step = GradStep(self.model, self.objective, AUTOCAST_DTYPES[self.plan.precision])
+        else:
+            self.step = make_step(self.net, self.objective, self.plan.precision, self.plan.compile)
 
     def shuffled(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """This epoch's training images (re-binarized if dynamic) and labels (for a conditional model),
