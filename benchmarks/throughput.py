@@ -34,7 +34,7 @@ from vaekit.config import RunConfig  # noqa: E402
 from vaekit.trainer import auto_compile, auto_precision  # noqa: E402
 from vaekit.models import build_model  # noqa: E402
 from vaekit.objectives import ELBO  # noqa: E402
-from vaekit.train import make_optimizer, make_step, train_epoch  # noqa: E402
+from vaekit.train import make_optimizer, train_epoch, training_step  # noqa: E402
 
 LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]  # encoder, joint mu/logvar head, decoder
 FLOP_PER_IMAGE = 2 * (sum(i * o for i, o in LAYERS) * 3 - 784 * 400)  # fwd + 2 bwd products, no input grad
@@ -50,7 +50,7 @@ def vaekit_epoch(x: torch.Tensor, batch_size: int, state: dict, precision: str =
         state["model"] = build_model(cfg.model, (1, 28, 28)).to(dev)
         state["opt"] = make_optimizer(cfg, state["model"])
         state["gen"] = torch.Generator().manual_seed(0)
-        state["step"] = make_step(state["model"], ELBO(), precision, compile)
+        state["step"] = training_step(state["model"], ELBO(), precision, compile)  # what a run trains with
         if compile:  # compile outside the timed epochs, as a long run would amortise it: both batch
             # shapes an epoch has (full, and the last partial one, which triggers a second compilation)
             warm = 4 * batch_size + x.shape[0] % batch_size

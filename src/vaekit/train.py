@@ -28,7 +28,7 @@ from .models import VAE, build_model, describe
 from . import schedule
 from .optim import learning_rate, make_optimizer
 from .plan import make_plan, resolve_precision
-from .trainer import Trainer, make_objective, make_step, train_epoch
+from .trainer import Trainer, make_objective, make_step, train_epoch, training_step
 from .trainer_state import restore_state
 
 
@@ -210,4 +210,4 @@ def _best_model(cfg: RunConfig, ctx: Context, run_dir: Path, train_ds: Dataset, 
 
 
 __all__ = ["RunView", "TrainResult", "Trainer", "learning_rate", "make_objective", "make_optimizer", "make_step",
-           "train", "train_epoch"]
+           "train", "train_epoch", "training_step"]

@@ -129,6 +129,18 @@ def make_step(model: torch.nn.Module, objective=None, precision: str = "fp32", c
     return step
 
 
+def training_step(model: torch.nn.Module, objective=None, precision: str = "fp32", compile: bool = False,
+                  world_size: int = 1, net: torch.nn.Module | None = None):
+    """The step a run trains ``model`` with, for :func:`train_epoch`: compiled in float32 by one process, the
+    step that returns its own gradients (:class:`vaekit.grad_step.GradStep`, measured faster there); else
+    :func:`make_step` over ``net`` (the model's DistributedDataParallel wrapper, if any), whose loss the loop
+    differentiates."""
+    objective = objective or ELBO()
+    if compile and GradStep.usable(objective, precision, world_size):
+        return GradStep(model, objective, AUTOCAST_DTYPES[precision])
+    return make_step(net if net is not None else model, objective, precision, compile)
+
+
 FINITE_CHECK_EVERY = {"cpu": 1}  # steps between host reads of the finiteness flag, by device type (else 50)
 FINITE_CHECK_DEFAULT = 50
 
@@ -341,10 +353,8 @@ class Trainer:
 
             ids = [self.ctx.device] if self.ctx.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids, gradient_as_bucket_view=True)
-        if self.plan.compile and GradStep.usable(self.objective, self.plan.precision, self.ctx.world_size):
-            self.step = GradStep(self.model, self.objective, AUTOCAST_DTYPES[self.plan.precision])
-        else:
-            self.step = make_step(self.net, self.objective, self.plan.precision, self.plan.compile)
+        self.step = training_step(self.model, self.objective, self.plan.precision, self.plan.compile,
+                                  self.ctx.world_size, self.net)
 
     def shuffled(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """This epoch's training images (re-binarized if dynamic) and labels (for a conditional model),
@@ -436,4 +446,4 @@ def _unsaved(e: OSError | None, epoch: int, run_dir: Path) -> CheckpointError:
 
 
 __all__ = ["AUTOCAST_DTYPES", "FINITE_CHECK_EVERY", "Trainer", "auto_compile", "auto_precision", "finite_check_every",
-           "make_objective", "make_step", "train_epoch"]
+           "make_objective", "make_step", "train_epoch", "training_step"]
