@@ -16,24 +16,26 @@ from vaekit.optim import AdamNormGrad, fused_adam_step
 from vaekit.trainer import make_step
 
 
-def model_of(variant="vae", prior="standard"):
+def model_of(variant="vae", prior="standard", **arch):
     part = {"name": variant, "z1_dim": 2} if variant == "hvae" else {"name": variant}
     c = RunConfig.from_dict({"data": {"name": "digits"}, "model": {"variant": part, "latent_dim": 3, "hidden": [16],
-                                                                   "prior": prior, "prior_components": 4}})
+                                                                   "prior": prior, "prior_components": 4, **arch}})
     torch.manual_seed(0)
     return build_model(c.model, (1, 8, 8), 2, 10 if variant == "cvae" else None)
 
 
 CASES = [("vae", "standard", ELBO(), 1.0), ("vae", "standard", ELBO(beta=2.0), 0.3),
          ("vae", "mog", ELBO(free_bits=0.5), 0.5), ("vae", "vamp", IWAE(k=3), 0.25), ("vae", "standard", IWAE(k=2), 1.0),
-         ("hvae", "vamp", ELBO(), 0.6), ("cvae", "standard", ELBO(n_samples=2), 1.0)]
+         ("hvae", "vamp", ELBO(), 0.6), ("cvae", "standard", ELBO(n_samples=2), 1.0),
+         ("vae", "standard", ELBO(), {"dropout": 0.2}), ("cvae", "vamp", ELBO(), {"arch": "conv", "conv_channels": [4]})]
 
 
 @pytest.mark.parametrize("variant,prior,objective,weight", CASES)
 def test_the_step_gives_the_gradients_and_loss_of_autograd(variant, prior, objective, weight):
     """Same model, same noise: the loss, the reported terms and every parameter's gradient agree with
     objective.loss(...).backward() (uncompiled, so the noise is eager PyTorch's in both)."""
-    model = model_of(variant, prior)
+    arch, weight = (weight, 1.0) if isinstance(weight, dict) else ({}, weight)
+    model = model_of(variant, prior, **arch)
     x = (torch.rand(12, 64, generator=torch.Generator().manual_seed(1)) > 0.6).to(torch.uint8)
     y = torch.arange(12) % 10 if variant == "cvae" else None
     b = batch(x, y)
@@ -51,6 +53,17 @@ def test_the_step_gives_the_gradients_and_loss_of_autograd(variant, prior, objec
         assert torch.allclose(getattr(got_terms, name), getattr(terms, name).detach(), rtol=1e-6, atol=1e-4), name
     for n, p in model.named_parameters():
         assert torch.allclose(p.grad, expected[n], rtol=1e-5, atol=1e-6), n
+
+
+def test_runs_take_the_step_where_it_was_measured_to_pay():
+    from vaekit.trainer import training_step
+
+    model = model_of()
+    assert isinstance(training_step(model, ELBO(), "fp32", True), GradStep)
+    others = [training_step(model, ELBO(), "fp32", False), training_step(model, ELBO(), "bf16", True),
+              training_step(model, IWAE(k=2), "fp32", True, world_size=2)]
+    assert not any(isinstance(s, GradStep) for s in others)
+    assert not GradStep.usable(ELBO(), "fp32", 1, "cuda")
 
 
 def test_the_step_refuses_another_objective():

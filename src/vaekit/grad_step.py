@@ -3,7 +3,7 @@
 returns the gradients, so no autograd engine, no per-parameter gradient accumulation and no second compiled
 region run at each step.
 
-A run uses it where its step is compiled in float32 and one process trains;
+A run uses it where its step is compiled in float32 on a CPU and one process trains;
 :func:`vaekit.trainer.train_epoch` then takes the loss and the gradients from it
 instead of calling ``backward``, and everything after (the finiteness check, clipping, the optimiser, weight
 averaging) is as before. Measured on a 2-core AMD EPYC, float32, 784-400-20 at batch 128
@@ -80,12 +80,13 @@ class GradStep:
         self._checked = objective
 
     @staticmethod
-    def usable(objective, precision: str, world_size: int) -> bool:
-        """float32 (with bf16 autocast it measured slower than the autograd path: 80% of the float32 bound against
-        85%, same run), one process (DistributedDataParallel reduces through autograd's hooks), and an objective
-        that can take its KL weight as a tensor."""
-        return precision == "fp32" and world_size == 1 and hasattr(objective, "weighted_loss") \
-            and hasattr(objective, "weight_field")
+    def usable(objective, precision: str, world_size: int, device: torch.device | str) -> bool:
+        """float32 on a CPU, where it was measured (with bf16 autocast it measured slower than the autograd path:
+        80% of the float32 bound against 85%, same run; not measured on a GPU), one process
+        (DistributedDataParallel reduces through autograd's hooks), and an objective that can take its KL weight
+        as a tensor."""
+        return precision == "fp32" and torch.device(device).type == "cpu" and world_size == 1 \
+            and hasattr(objective, "weighted_loss") and hasattr(objective, "weight_field")
 
 
 __all__ = ["GradStep"]

@@ -131,12 +131,12 @@ def make_step(model: torch.nn.Module, objective=None, precision: str = "fp32", c
 
 def training_step(model: torch.nn.Module, objective=None, precision: str = "fp32", compile: bool = False,
                   world_size: int = 1, net: torch.nn.Module | None = None):
-    """The step a run trains ``model`` with, for :func:`train_epoch`: compiled in float32 by one process, the
-    step that returns its own gradients (:class:`vaekit.grad_step.GradStep`, measured faster there); else
+    """The step a run trains ``model`` with, for :func:`train_epoch`: compiled in float32 on a CPU by one process,
+    the step that returns its own gradients (:class:`vaekit.grad_step.GradStep`, measured faster there); else
     :func:`make_step` over ``net`` (the model's DistributedDataParallel wrapper, if any), whose loss the loop
     differentiates."""
     objective = objective or ELBO()
-    if compile and GradStep.usable(objective, precision, world_size):
+    if compile and GradStep.usable(objective, precision, world_size, next(model.parameters()).device):
         return GradStep(model, objective, AUTOCAST_DTYPES[precision])
     return make_step(net if net is not None else model, objective, precision, compile)
 
