@@ -163,3 +163,42 @@ def test_a_compiled_float32_run_resumes_bit_identically(tmp_path):
     assert straight.keys() == resumed.keys()
     for k in straight:
         assert torch.equal(straight[k], resumed[k]), k
+
+
+@pytest.mark.parametrize("every", [1, 4])
+def test_a_nan_at_step_s_through_this_step_names_step_s_and_changes_nothing(every):
+    """The finiteness check (read every step, or every N with the updates skipped on the device) sees the loss
+    this step returns: a NaN at step S stops the epoch naming S, with the weights and moments of step S - 1."""
+    import dataclasses
+
+    from tests.test_deferred_check import data, fresh, same, state_of
+
+    from vaekit.errors import DivergenceError
+    from vaekit.train import train_epoch
+
+    count = [0]
+
+    @dataclasses.dataclass(frozen=True)
+    class PoisonedAt(ELBO):
+        at: int = 0
+
+        def weighted_loss(self, terms, n_images, weight):
+            count[0] += 1
+            loss = super().weighted_loss(terms, n_images, weight)
+            return loss * float("nan") if count[0] == self.at else loss
+
+    x = data()
+    model, opt = fresh()
+    train_epoch(GradStep(model, ELBO(), None, compile=False), ELBO(), opt, x, 16)  # the optimiser has state
+    model_ref, opt_ref = fresh()
+    model_ref.load_state_dict(model.state_dict())
+    opt_ref.load_state_dict(copy.deepcopy(opt.state_dict()))
+    torch.manual_seed(5)
+    train_epoch(GradStep(model_ref, ELBO(), None, compile=False), ELBO(), opt_ref, x[:16 * 6], 16)
+    before = state_of(model_ref, opt_ref)
+    torch.manual_seed(5)
+    poisoned = PoisonedAt(at=7)
+    with pytest.raises(DivergenceError, match=r"the loss became nan at epoch 2, step 17$"):
+        train_epoch(GradStep(model, poisoned, None, compile=False), poisoned, opt, x, 16, where=(2, 10),
+                    check_every=every)
+    assert same(state_of(model, opt), before)
