@@ -202,3 +202,21 @@ def test_a_nan_at_step_s_through_this_step_names_step_s_and_changes_nothing(ever
         train_epoch(GradStep(model, poisoned, None, compile=False), poisoned, opt, x, 16, where=(2, 10),
                     check_every=every)
     assert same(state_of(model, opt), before)
+
+
+def test_a_parameter_the_loss_does_not_reach_is_left_alone_as_autograd_leaves_it():
+    """Functional gradients are zeros where autograd gives none; the step hands the optimiser None there, so
+    weight decay and momentum leave such a parameter as the autograd path does."""
+    from vaekit.train import train_epoch
+
+    x = (torch.rand(48, 64, generator=torch.Generator().manual_seed(2)) > 0.6).to(torch.uint8)
+    for functional in (False, True):
+        model = model_of()
+        model.spare = torch.nn.Parameter(torch.ones(3))  # a part's parameter that the loss does not use
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.5, fused=True)
+        step = GradStep(model, ELBO(), None, compile=False) if functional else make_step(model)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        train_epoch(step, ELBO(), opt, x, 16)
+        assert model.spare.grad is None and torch.equal(model.spare, torch.ones(3)), functional
+        assert all(p.grad is not None for n, p in model.named_parameters() if n != "spare")
+        assert not torch.equal(before["encoder.net.0.weight"], model.encoder.net[0].weight)

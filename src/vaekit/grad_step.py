@@ -60,16 +60,30 @@ class GradStep:
 
         grads = torch.func.grad_and_value(loss, has_aux=True)
         self.inner = torch.compile(grads) if compile else grads
+        self.unused: list[bool] | None = None  # parameters the loss does not reach, found at the first step
 
     def __call__(self, b, objective, n_images: float) -> tuple[BatchTerms, torch.Tensor]:
         if objective is not self._checked:
             self._check(objective)
         weight = torch.tensor(float(objective.kl_weight), device=b.x.device)
         n = torch.tensor(float(n_images), device=b.x.device)
+        if self.unused is None:
+            self.unused = self._unused(b)
         grads, (_, (loss, bound, elbo, rec, kl)) = self.inner(self.values, b.x, b.y, weight, n)
-        for p, g in zip(self.params, grads):
-            p.grad = g
+        for p, g, unused in zip(self.params, grads, self.unused):
+            p.grad = None if unused else g  # as autograd leaves them: the optimiser skips them
         return BatchTerms(bound, elbo, rec, kl), loss
+
+    def _unused(self, b) -> list[bool]:
+        """Which parameters get no gradient from autograd (functional gradients would give them zeros, which an
+        optimiser with momentum or weight decay would act on): one eager pass over the terms every loss is made
+        of, its noise drawn from a copy of the random state, so the run draws what it would have drawn without
+        it."""
+        with torch.random.fork_rng(devices=[]), torch.enable_grad():
+            t = self.base.terms(self.model, b.x) if b.y is None else self.base.terms(self.model, b.x, b.y)
+            reach = t.bound + t.reconstruction + t.kl
+            grads = torch.autograd.grad(reach, self.params, allow_unused=True)
+        return [g is None for g in grads]
 
     def _check(self, objective) -> None:
         field = self.base.weight_field
