@@ -21,7 +21,7 @@ from common import machine, write_results  # noqa: E402
 from vaekit.config import RunConfig  # noqa: E402
 from vaekit.models import build_model  # noqa: E402
 from vaekit.objectives import ELBO  # noqa: E402
-from vaekit.train import make_optimizer, make_step, train_epoch  # noqa: E402
+from vaekit.train import make_optimizer, train_epoch, training_step  # noqa: E402
 
 GROUPS = [  # (component, operator-name fragments), first match wins
     ("matrix products (forward and backward)", ("aten::mm", "aten::addmm", "aten::bmm")),
@@ -44,7 +44,7 @@ def main() -> None:
     model = build_model(cfg.model, (1, 28, 28))
     opt = make_optimizer(cfg, model)
     x = torch.bernoulli(torch.full((a.batch_size * a.steps, 784), 0.13))
-    step = make_step(model, ELBO(), a.precision, a.compile)
+    step = training_step(model, ELBO(), a.precision, a.compile)  # the step a run trains with
     train_epoch(step, ELBO(), opt, x[: a.batch_size * 20], a.batch_size)  # warm up (and compile)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         train_epoch(step, ELBO(), opt, x, a.batch_size)
