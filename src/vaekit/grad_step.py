@@ -24,6 +24,11 @@ import torch
 from .objectives import BatchTerms
 
 
+def _terms(objective, model, x, y) -> BatchTerms:
+    """The objective's terms of a batch, the labels handed on only to a model conditioned on them."""
+    return objective.terms(model, x) if y is None else objective.terms(model, x, y)
+
+
 class _Scored(torch.nn.Module):
     """The model with its objective: ``forward`` gives the loss to differentiate and the terms reported."""
 
@@ -34,7 +39,7 @@ class _Scored(torch.nn.Module):
     def forward(self, x, y, kl_weight, n_images):
         with torch.autocast(device_type=x.device.type, dtype=self.dtype or torch.bfloat16,
                             enabled=self.dtype is not None):
-            t = self.objective.terms(self.model, x) if y is None else self.objective.terms(self.model, x, y)
+            t = _terms(self.objective, self.model, x, y)
         loss = self.objective.weighted_loss(t, n_images, kl_weight)
         return loss, (loss.detach(), t.bound.detach(), t.elbo.detach(), t.reconstruction.detach(), t.kl.detach())
 
@@ -61,12 +66,12 @@ class GradStep:
         grads = torch.func.grad_and_value(loss, has_aux=True)
         self.inner = torch.compile(grads) if compile else grads
         self.unused: list[bool] | None = None  # parameters the loss does not reach, found at the first step
+        self._scalars: dict[tuple[float, torch.device], torch.Tensor] = {}
 
     def __call__(self, b, objective, n_images: float) -> tuple[BatchTerms, torch.Tensor]:
         if objective is not self._checked:
             self._check(objective)
-        weight = torch.tensor(float(objective.kl_weight), device=b.x.device)
-        n = torch.tensor(float(n_images), device=b.x.device)
+        weight, n = self._scalar(objective.kl_weight, b.x.device), self._scalar(n_images, b.x.device)
         if self.unused is None:
             self.unused = self._unused(b)
         grads, (_, (loss, bound, elbo, rec, kl)) = self.inner(self.values, b.x, b.y, weight, n)
@@ -74,13 +79,22 @@ class GradStep:
             p.grad = None if unused else g  # as autograd leaves them: the optimiser skips them
         return BatchTerms(bound, elbo, rec, kl), loss
 
+    def _scalar(self, value: float, device: torch.device) -> torch.Tensor:
+        """``value`` as a 0-d tensor, made once: the KL weight changes once an epoch, the batch size at its end."""
+        key = (float(value), device)
+        if key not in self._scalars:
+            if len(self._scalars) >= 8:  # past weights of the warm-up
+                self._scalars.clear()
+            self._scalars[key] = torch.tensor(key[0], device=device)
+        return self._scalars[key]
+
     def _unused(self, b) -> list[bool]:
         """Which parameters get no gradient from autograd (functional gradients would give them zeros, which an
         optimiser with momentum or weight decay would act on): one eager pass over the terms every loss is made
         of, its noise drawn from a copy of the random state, so the run draws what it would have drawn without
         it."""
         with torch.random.fork_rng(devices=[]), torch.enable_grad():
-            t = self.base.terms(self.model, b.x) if b.y is None else self.base.terms(self.model, b.x, b.y)
+            t = _terms(self.base, self.model, b.x, b.y)
             reach = t.bound + t.reconstruction + t.kl
             grads = torch.autograd.grad(reach, self.params, allow_unused=True)
         return [g is None for g in grads]
