@@ -105,9 +105,8 @@ def gemm_gflops(n: int = 1024, repeats: int = 20, device: str = "cpu") -> float:
     return 2 * n**3 / best / 1e9
 
 
-def mlp_gemm_seconds(batch: int, layers: list[tuple[int, int]], backward: bool, repeats: int = 30,
-                     device: str = "cpu") -> float:
-    """Time of just the matrix products of an MLP step at ``batch``, best of ``repeats``.
+def mlp_gemm_ops(batch: int, layers: list[tuple[int, int]], backward: bool, device: str = "cpu") -> list:
+    """The matrix products of an MLP step at ``batch`` as (a, b, out) for ``torch.mm(a, b, out=out)``.
 
     ``layers`` are (in, out) sizes. Forward: one product per layer. Backward: the weight
     gradient of every layer and the input gradient of every layer but the first.
@@ -126,6 +125,13 @@ def mlp_gemm_seconds(batch: int, layers: list[tuple[int, int]], backward: bool, 
             if i > 0:
                 dx = new(batch, fan_in)
                 ops.append((dy, w, dx))  # dx = dy @ W
+    return ops
+
+
+def mlp_gemm_seconds(batch: int, layers: list[tuple[int, int]], backward: bool, repeats: int = 30,
+                     device: str = "cpu") -> float:
+    """Time of just the matrix products of an MLP step at ``batch`` (:func:`mlp_gemm_ops`), best of ``repeats``."""
+    ops = mlp_gemm_ops(batch, layers, backward, device)
     for a, b, c in ops:
         torch.mm(a, b, out=c)
     best = float("inf")

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, median, write_results  # noqa: E402
+from common import machine, median, mlp_gemm_ops, write_results  # noqa: E402
 
 from vaekit.config import RunConfig  # noqa: E402
 from vaekit.data import batch  # noqa: E402
@@ -48,26 +48,7 @@ class _AdamStepped(torch.optim.Adam):
 def vaekit_variant(x: torch.Tensor, b: int, compile: bool, as_before: bool = False):
     cfg = RunConfig.from_dict({"data": {"name": "binarized-mnist"}, "model": {"latent_dim": 20, "hidden": [400]},
                                "train": {"batch_size": b, "lr": 1e-3}})
-    torch.manual_seed(0)
-    model = build_model(cfg.model, (1, 28, 28))
-    opt, obj = make_optimizer(cfg, model), ELBO()
-    step = make_step(model, obj, "fp32", compile) if as_before else training_step(model, obj, "fp32", compile)
-    if as_before:
-        opt.__class__ = _AdamStepped
-    return lambda: train_epoch(step, obj, opt, x, b)
-
-
-def products(b: int):
-    """The bound: one step's matrix products alone, into preallocated outputs (as common.mlp_gemm_seconds)."""
-    ops = []
-    for i, (fan_in, fan_out) in enumerate(LAYERS):
-        x, w, y = torch.randn(b, fan_in), torch.randn(fan_out, fan_in), torch.randn(b, fan_out)
-        ops.append((x, w.t(), y))
-        dy, dw = torch.randn(b, fan_out), torch.randn(fan_out, fan_in)
-        ops.append((dy.t(), x, dw))
-        if i > 0:
-            ops.append((dy, w, torch.randn(b, fan_in)))
-    return ops
+    return preset_variant(cfg, x, compile, as_before)
 
 
 def preset_variant(cfg, x: torch.Tensor, compile: bool, as_before: bool = False):
@@ -175,7 +156,7 @@ def main() -> None:
     x = x.to(torch.uint8)
     if cfg is not None:
         return compare_preset(a, cfg, x)
-    ops = products(b)
+    ops = mlp_gemm_ops(b, LAYERS, backward=True)  # the bound: one step's products into preallocated outputs
 
     def bound():
         for _ in range(a.steps):
