@@ -290,7 +290,9 @@ def cmd_evaluate(a) -> int:
     from .runs import load_split
     from .distributed import setup
     from .evaluate import evaluate
+    from .heap import keep_freed_memory
 
+    keep_freed_memory()  # thousands of importance samples a batch: reuse their buffers, as training does
     positive(a.iw_samples, "--iw-samples")
     positive(a.batch_size, "--batch-size")
     check_iw_samples(a.iw_samples)  # before the data are read
