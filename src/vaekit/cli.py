@@ -20,7 +20,7 @@ from .options import options_of
 from .distributed import teardown
 from .errors import VaekitError, os_error_line
 from .cli_use import COMMANDS as USE_COMMANDS
-from .cli_common import (Parser, abs_dir, add_shared, check_run_dir, out_path, positive, run_config_for_data,
+from .cli_common import (DefaultsHelp, Parser, abs_dir, add_shared, check_run_dir, out_path, positive, run_config_for_data,
                          writing)
 from .runs import RESUMABLE_CHANGES, WHERE_CHANGES
 
@@ -147,7 +147,7 @@ def _evaluate_parser(sub) -> None:
     e = sub.add_parser("evaluate", help="ELBO and importance-weighted NLL of a trained run",
                        description="Evaluate a run: the ELBO, its terms and the importance-weighted estimate of "
                                    "-log p(x) (nats per image, and bits per dimension).",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelp)
     add_shared(e, "run_dir", "data", "data_file", "data_dir", ("split", "split to evaluate"), "keep_classes")
     e.add_argument("--iw-samples", type=int, metavar="K", default=1000,
                    help="importance samples per image for the NLL estimate")
@@ -171,7 +171,7 @@ def _evaluate_parser(sub) -> None:
 
 def _sample_parser(sub) -> None:
     s = sub.add_parser("sample", help="draw new images from the prior: z ~ p(z), decode",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelp)
     add_shared(s, "run_dir", "n")
     s.add_argument("--label", type=int, metavar="K", default=None,
                    help="a conditional model (--variant cvae): draw class K (default: a row of each class)")
@@ -183,7 +183,7 @@ def _sample_parser(sub) -> None:
 
 def _reconstruct_parser(sub) -> None:
     r = sub.add_parser("reconstruct", help="images beside their reconstructions",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelp)
     add_shared(r, "run_dir", ("split", "split to draw images from"), "data_dir")
     r.add_argument("-n", type=int, default=32, help="number of images")
     r.add_argument("--out", metavar="FILE.png", default=None,
@@ -196,7 +196,7 @@ def _plot_parser(sub) -> None:
     pl = sub.add_parser("plot", help="redraw the figures, animation and report of a saved run",
                         description="Redraw pictures of a saved run from its checkpoint, metrics and frames. "
                                     f"Kinds: {', '.join(KINDS)} (default: all).",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                        formatter_class=DefaultsHelp)
     add_shared(pl, "run_dir")
     pl.add_argument("--kind", nargs="+", choices=KINDS, metavar="KIND", default=None,
                     help=f"which pictures, any of: {', '.join(KINDS)} (default: all)")

@@ -19,6 +19,15 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default in its help, unless the help says it already or there is none to say
+    (argparse's own would add "(default: None)" after "(default: the run's)")."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        return text if action.default is None or "(default" in text else super()._get_help_string(action)
+
+
 def abs_dir(path: str | None) -> str | None:
     """Data folders are saved absolute, so a run can be evaluated from anywhere."""
     return str(Path(path).expanduser().resolve()) if path else None

@@ -5,12 +5,11 @@ flags and calls one library function; :mod:`vaekit.cli` registers them with the 
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
-from .cli_common import abs_dir, add_shared, check_run_dir, positive, run_config_for_data
+from .cli_common import DefaultsHelp, abs_dir, add_shared, check_run_dir, positive, run_config_for_data
 from .errors import VaekitError
 
 
@@ -20,7 +19,7 @@ def _encode_parser(sub) -> None:
                                    "q(z|x) (and --samples draws), its position in the split, its label and, for your "
                                    "own images, its file or row. New data are prepared as the run's were "
                                    "(binarization, dequantisation) and must have the run's image shape.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelp)
     add_shared(e, "run_dir", "data", "data_file", "data_dir", ("split", "split to encode"), "keep_classes")
     e.add_argument("--out", metavar="FILE", required=True, help="codes.npz or codes.csv (the suffix says which)")
     e.add_argument("--samples", type=int, metavar="S", default=0, help="also S draws z ~ q(z|x) per image")
@@ -57,7 +56,7 @@ def _fit_prior_parser(sub) -> None:
                                    "training images and save it in the run (fitted_prior.safetensors). Then "
                                    "'vaekit sample RUN --sampler fitted' draws from it and 'vaekit evaluate RUN "
                                    "--prior fitted' gives the NLL of the model with it as p(z).",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelp)
     add_shared(f, "run_dir", "data_dir")
     f.add_argument("--components", type=int, metavar="K", default=10, help="mixture components")
     f.add_argument("--covariance", choices=COVARIANCES, default="full", help="each component's covariance")
@@ -101,7 +100,7 @@ def _export_parser(sub) -> None:
                                    "image and the likelihood's parameters) as ONNX graphs with a dynamic batch "
                                    f"dimension, each checked with onnxruntime (fails above {TOLERANCE:g}). Needs "
                                    "pip install 'vaekit[export]'.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelp)
     add_shared(x, "run_dir")
     x.add_argument("--format", choices=FORMATS, default="onnx", help="what to write")
     x.add_argument("--out", metavar="DIR", default=None, help="folder to write into (default: RUN_DIR/onnx)")
@@ -129,7 +128,7 @@ def _explore_parser(sub) -> None:
                                    "dimension (by KL), images with their posterior, drawings encoded, "
                                    "interpolations and samples. Stops with Ctrl-C. --export writes the page as one "
                                    "file that runs the model itself (MLP and gated-MLP models).",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelp)
     add_shared(x, "run_dir")
     x.add_argument("--port", type=int, default=0, help="port to listen on (0: a free one)")
     x.add_argument("--host", default="127.0.0.1",
