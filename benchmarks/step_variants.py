@@ -15,7 +15,8 @@ timed as a whole (these machines are shared, and their speed changes from one ha
 bursts in turn see the same machine). The table gives each variant's images/s over all rounds, its share of the
 bound's (the ratio of the total times), and the median of the per-round shares. Writes
 results/step-variants.{json,md} (with --config, vaekit's eager and compiled float32 steps of that preset, at
-its batch size, no bound: results/step-variants-PRESET.{json,md}).
+its batch size, no bound: results/step-variants-PRESET.{json,md}). As `vaekit train` does, the process keeps freed
+memory for reuse (vaekit.heap.keep_freed_memory, for every variant; `--malloc as-it-comes` leaves glibc as it is).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from common import machine, median, mlp_gemm_ops, write_results  # noqa: E402
 
 from vaekit.config import RunConfig  # noqa: E402
 from vaekit.data import batch  # noqa: E402
+from vaekit.heap import keep_freed_memory  # noqa: E402
 from vaekit.models import build_model  # noqa: E402
 from vaekit.objectives import ELBO  # noqa: E402
 from vaekit.train import make_optimizer, make_step, train_epoch, training_step  # noqa: E402
@@ -144,7 +146,10 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--config", default=None, help="a preset for 28x28 binary images: its eager and compiled steps")
+    ap.add_argument("--malloc", choices=("kept", "as-it-comes"), default="kept",
+                    help="kept (default): freed memory kept for reuse, as vaekit train sets it for its process")
     a = ap.parse_args()
+    a.kept = keep_freed_memory() if a.malloc == "kept" else False
     cfg = None
     if a.config:
         from vaekit.config import load_config
@@ -196,10 +201,11 @@ def main() -> None:
     m = machine()
     md = (f"### The float32 step and its variants, MLP 784-400-20, batch {b}\n\n"
           f"{m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, PyTorch {m['torch']}, {m['date']}; "
-          f"{a.rounds} rounds of {a.steps} steps of each in turn, random binary images.\n\n"
+          f"{a.rounds} rounds of {a.steps} steps of each in turn, random binary images; freed memory "
+          f"{'kept for reuse' if a.kept else 'returned as glibc decides'}.\n\n"
           "| step | ms a step | images/s (all rounds) | of the bound (total times) | of the bound (median of the "
           "rounds) |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
-    write_results("step-variants", {"machine": m, "batch_size": b, "steps": a.steps, "seconds": seconds}, md)
+    write_results("step-variants", {"machine": m, "freed_memory_kept": a.kept, "batch_size": b, "steps": a.steps, "seconds": seconds}, md)
 
 
 BOUND = "float32 matrix products of one step alone (the bound)"
@@ -225,7 +231,8 @@ def compare_preset(a, cfg, x: torch.Tensor) -> None:
     rows = "\n".join(f"| {k} | {median(v):,.0f} | {max(v):,.0f} | {median(v) / base:.2f}x |" for k, v in rates.items())
     md = (f"### {label}: the float32 step, eager and compiled, batch {a.batch_size}\n\n"
           f"{m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, PyTorch {m['torch']}, {m['date']}; "
-          f"{a.rounds} rounds of {a.steps} steps, random binary images.\n\n"
+          f"{a.rounds} rounds of {a.steps} steps, random binary images; freed memory "
+          f"{'kept for reuse' if a.kept else 'returned as glibc decides'}.\n\n"
           "| step | images/s (median) | best round | vs eager |\n|---|---|---|---|\n" + rows + "\n")
     write_results(f"step-variants-{label}", {"machine": m, "config": a.config, "rounds": rates}, md)
 
