@@ -68,7 +68,7 @@ def test_sigkill_at_any_moment_then_resume_gives_the_uninterrupted_weights(tmp_p
 
 def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):
     run = tmp_path / "r"
-    p = subprocess.Popen(cli("train", *ARGS, "--epochs", "50", "--out", str(run)), stdout=subprocess.PIPE,
+    p = subprocess.Popen(cli("train", *ARGS, "--epochs", "400", "--out", str(run)), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while epochs_done(run) < 2 and time.time() < deadline:
