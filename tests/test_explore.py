@@ -156,9 +156,15 @@ def test_the_server_refuses_other_hosts_bodies_too_large_and_paths(runs, serving
     assert r.status == 200 and b"vaekit explore" in r.read() and r.getheader("Content-Security-Policy")
 
 
+def interruptible():
+    """Ctrl-C at its default in the child (a suite started in the background runs with SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_the_command_prints_its_address_and_stops_cleanly_on_ctrl_c(runs):
     proc = subprocess.Popen([sys.executable, "-m", "vaekit", "explore", str(runs["mlp"])], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=interruptible)
     try:
         line = proc.stdout.readline()
         port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", line).group(1))

@@ -30,6 +30,12 @@ def cli(*args):
     return [sys.executable, "-m", "vaekit", *args]
 
 
+def interruptible():
+    """In the child before it starts: Ctrl-C at its default. A suite started in the background by a shell
+    (``pytest &``) runs with SIGINT ignored, and a child would inherit that and never see the signal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def epochs_done(run):
     path = run / "metrics.jsonl"
     return len(path.read_text().splitlines()) if path.is_file() else 0
@@ -68,8 +74,8 @@ def test_sigkill_at_any_moment_then_resume_gives_the_uninterrupted_weights(tmp_p
 
 def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):
     run = tmp_path / "r"
-    p = subprocess.Popen(cli("train", *ARGS, "--epochs", "400", "--out", str(run)), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(cli("train", *ARGS, "--epochs", "50", "--out", str(run)), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     deadline = time.time() + 120
     while epochs_done(run) < 2 and time.time() < deadline:
         time.sleep(0.01)
