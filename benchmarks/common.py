@@ -86,6 +86,19 @@ def sync(device: torch.device | str) -> None:
         torch.cuda.synchronize(device)
 
 
+def add_malloc_argument(ap) -> None:
+    ap.add_argument("--malloc", choices=("kept", "as-it-comes"), default="kept",
+                    help="kept (default): freed memory kept for reuse, as vaekit train sets it for its process")
+
+
+def apply_malloc(a) -> str:
+    """Keep freed memory for this process unless ``--malloc as-it-comes``; the words a table gives for it."""
+    from vaekit.heap import keep_freed_memory
+
+    a.kept = keep_freed_memory() if a.malloc == "kept" else False
+    return "kept for reuse (as vaekit train keeps it)" if a.kept else "returned as glibc decides"
+
+
 def add_device_argument(ap) -> None:
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda: where everything runs")
 

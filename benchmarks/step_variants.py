@@ -30,11 +30,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, median, mlp_gemm_ops, write_results  # noqa: E402
+from common import add_malloc_argument, apply_malloc, machine, median, mlp_gemm_ops, write_results  # noqa: E402
 
 from vaekit.config import RunConfig  # noqa: E402
 from vaekit.data import batch  # noqa: E402
-from vaekit.heap import keep_freed_memory  # noqa: E402
 from vaekit.models import build_model  # noqa: E402
 from vaekit.objectives import ELBO  # noqa: E402
 from vaekit.train import make_optimizer, make_step, train_epoch, training_step  # noqa: E402
@@ -146,10 +145,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--config", default=None, help="a preset for 28x28 binary images: its eager and compiled steps")
-    ap.add_argument("--malloc", choices=("kept", "as-it-comes"), default="kept",
-                    help="kept (default): freed memory kept for reuse, as vaekit train sets it for its process")
+    add_malloc_argument(ap)
     a = ap.parse_args()
-    a.kept = keep_freed_memory() if a.malloc == "kept" else False
+    a.freed = apply_malloc(a)
     cfg = None
     if a.config:
         from vaekit.config import load_config
@@ -202,7 +200,7 @@ def main() -> None:
     md = (f"### The float32 step and its variants, MLP 784-400-20, batch {b}\n\n"
           f"{m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, PyTorch {m['torch']}, {m['date']}; "
           f"{a.rounds} rounds of {a.steps} steps of each in turn, random binary images; freed memory "
-          f"{'kept for reuse' if a.kept else 'returned as glibc decides'}.\n\n"
+          f"{a.freed}.\n\n"
           "| step | ms a step | images/s (all rounds) | of the bound (total times) | of the bound (median of the "
           "rounds) |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
     write_results("step-variants", {"machine": m, "freed_memory_kept": a.kept, "batch_size": b, "steps": a.steps, "seconds": seconds}, md)
@@ -232,7 +230,7 @@ def compare_preset(a, cfg, x: torch.Tensor) -> None:
     md = (f"### {label}: the float32 step, eager and compiled, batch {a.batch_size}\n\n"
           f"{m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, PyTorch {m['torch']}, {m['date']}; "
           f"{a.rounds} rounds of {a.steps} steps, random binary images; freed memory "
-          f"{'kept for reuse' if a.kept else 'returned as glibc decides'}.\n\n"
+          f"{a.freed}.\n\n"
           "| step | images/s (median) | best round | vs eager |\n|---|---|---|---|\n" + rows + "\n")
     write_results(f"step-variants-{label}", {"machine": m, "config": a.config, "rounds": rates}, md)
 

@@ -29,11 +29,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_example import ExampleVAE, make_loader, train_steps  # noqa: E402
-from common import (add_device_argument, gemm_gflops, load_train_images, machine, median,  # noqa: E402
+from common import (add_device_argument, add_malloc_argument, apply_malloc, gemm_gflops, load_train_images, machine, median,  # noqa: E402
                     mlp_gemm_seconds, sync, where, write_results)
 
 from vaekit.config import RunConfig  # noqa: E402
-from vaekit.heap import keep_freed_memory  # noqa: E402
 from vaekit.trainer import auto_compile, auto_precision  # noqa: E402
 from vaekit.models import build_model  # noqa: E402
 from vaekit.objectives import ELBO  # noqa: E402
@@ -143,11 +142,10 @@ def main() -> None:
     ap.add_argument("--no-pythae", action="store_true", help="skip pythae even if it is installed")
     ap.add_argument("--all-precisions", action="store_true",
                     help="time the bf16 contenders even where the hardware has no native bf16 (they are emulated)")
-    ap.add_argument("--malloc", choices=("kept", "as-it-comes"), default="kept",
-                    help="kept (default): freed memory kept for reuse, as vaekit train sets it for its process")
+    add_malloc_argument(ap)
     add_device_argument(ap)
     a = ap.parse_args()
-    kept = keep_freed_memory() if a.malloc == "kept" else False
+    freed = apply_malloc(a)
     dev = torch.device(a.device)
     torch.manual_seed(0)
     x, source = load_train_images(a.data_dir)
@@ -200,10 +198,10 @@ def main() -> None:
           f"{FLOP_PER_IMAGE / 1e6:.2f} MFLOP per image per step; square 1024 float32 GEMM: {gflops:,.0f} GFLOP/s; "
           f"the bound's products ran at {gemm_bound * FLOP_PER_IMAGE / 1e9:.0f} GFLOP/s. \"vaekit\" is float32; "
           f"the default here (`--precision auto`, compile decided for a 100-epoch run): {default}. Freed memory "
-          f"{'kept for reuse in this process (as vaekit train keeps it), for every contender' if kept else 'returned as glibc decides'}.\n")
+          f"{freed}, for every contender in this process.\n")
     others = {k: v for k, v in med.items() if k.startswith("pythae")}
     bf16 = max((v for k, v in med.items() if "bf16" in k), default=None)
-    payload = {"machine": m, "device": dev.type, "default": default, "freed_memory_kept": kept, "batch_size": a.batch_size, "rounds": rates, "median": med, "gemm_bound": gemm_bound,
+    payload = {"machine": m, "device": dev.type, "default": default, "freed_memory_kept": a.kept, "batch_size": a.batch_size, "rounds": rates, "median": med, "gemm_bound": gemm_bound,
                "gemm_bound_rounds": bound, "square_gemm_gflops": gflops, "flop_per_image": FLOP_PER_IMAGE,
                "ratios": {"vaekit_vs_handwritten": med["vaekit"] / base,
                           "vaekit_of_bound": med["vaekit"] / gemm_bound,
