@@ -1,4 +1,5 @@
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,9 @@ def shared_data(sub: str) -> Path:
 
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def interruptible():
+    """``preexec_fn`` for a child a test will Ctrl-C: SIGINT at its default in the child. A suite started in the
+    background by a shell (``pytest &``) runs with SIGINT ignored, and a child would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -19,6 +19,7 @@ import torch
 
 import vaekit
 from vaekit.cli import main
+from .conftest import interruptible
 from vaekit.explore import Explorer, export_page, make_server
 
 CHROMIUM = os.environ.get("VAEKIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -154,11 +155,6 @@ def test_the_server_refuses_other_hosts_bodies_too_large_and_paths(runs, serving
     c.request("GET", "/", headers={"Host": f"127.0.0.1:{port}"})
     r = c.getresponse()
     assert r.status == 200 and b"vaekit explore" in r.read() and r.getheader("Content-Security-Policy")
-
-
-def interruptible():
-    """Ctrl-C at its default in the child (a suite started in the background runs with SIGINT ignored)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_the_command_prints_its_address_and_stops_cleanly_on_ctrl_c(runs):

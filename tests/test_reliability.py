@@ -16,6 +16,7 @@ from vaekit.checkpoint import LAST_FILE, load
 from vaekit.config import RunConfig
 from vaekit.errors import CheckpointError, DataError, DivergenceError, VaekitError
 from vaekit.kl import gaussian_kl
+from .conftest import interruptible
 
 # mnist-5k (dynamically binarized, so the data RNG matters too); epochs of ~0.3 s leave room to kill mid-way
 ARGS = ["--data", "mnist-5k", "--hidden", "512", "256", "--latent-dim", "8", "--batch-size", "32", "--no-progress",
@@ -28,12 +29,6 @@ def quiet(_):
 
 def cli(*args):
     return [sys.executable, "-m", "vaekit", *args]
-
-
-def interruptible():
-    """In the child before it starts: Ctrl-C at its default. A suite started in the background by a shell
-    (``pytest &``) runs with SIGINT ignored, and a child would inherit that and never see the signal."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def epochs_done(run):
